@@ -1,0 +1,268 @@
+"""The knobs of the synthetic ad world, validated, with named presets.
+
+Every planted effect of the generator has a field here, so a chapter can turn an
+effect up, down or off and watch a model react. `AdLogConfig.preset(name)` gives
+the three scales the book runs at: ``smoke`` (CI, seconds), ``book`` (the
+default, about a million impressions on a laptop CPU) and ``gpu`` (about ten
+times the book, for one GPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+SURFACES: tuple[str, ...] = ("home_feed", "related_pins", "search")
+"""The three places an ad can be shown, in the order of their integer codes."""
+
+TASKS: tuple[str, ...] = ("click", "good_click", "save", "hide", "conversion")
+"""The labels every impression carries, in a fixed order."""
+
+ACTIONS: tuple[str, ...] = ("closeup", "click", "save")
+"""Engagement actions in a user's event history (codes 0, 1, 2)."""
+
+SCALE_ENV_VAR = "RANKING_SCALE"
+"""Environment variable that picks the preset for every notebook and test."""
+
+
+def _per_surface(home_feed: float, related_pins: float, search: float) -> dict[str, float]:
+    return {"home_feed": home_feed, "related_pins": related_pins, "search": search}
+
+
+@dataclass(frozen=True)
+class AdLogConfig:
+    """Sizes and planted structure of one synthetic ad log.
+
+    Rates are targets: the generator solves for the intercepts that hit them.
+    """
+
+    # --- sizes -------------------------------------------------------------
+    n_users: int = 20_000
+    n_items: int = 5_000
+    n_advertisers: int = 500
+    n_impressions: int = 1_200_000
+    n_days: int = 14
+    """Days covered by the impression log (the training/test time axis)."""
+    history_days: int = 14
+    """Days of engagement history before the log starts (fills the first sequences)."""
+    n_categories: int = 40
+    """Item categories (interest topics)."""
+
+    # --- latent user x item affinity (reachable only through IDs) ----------
+    latent_dim: int = 16
+    affinity_scale: float = 1.0
+    """Weight of the user x item latent interaction in the click logit."""
+
+    # --- heavy-tailed counts ----------------------------------------------
+    count_tail_alpha: float = 1.2
+    """Pareto shape of count features (smaller = heavier tail)."""
+
+    # --- tasks sharing latent directions ------------------------------------
+    task_correlation: float = 0.8
+    """cos(w_click, w_task) for good click, save and conversion (MMoE recipe)."""
+    hide_correlation: float = -0.5
+    """cos(w_click, w_hide): hiding an ad points away from clicking it."""
+
+    # --- surfaces -----------------------------------------------------------
+    surface_traffic: dict[str, float] = field(
+        default_factory=lambda: _per_surface(0.65, 0.25, 0.10)
+    )
+    surface_ctr: dict[str, float] = field(
+        default_factory=lambda: _per_surface(0.015, 0.025, 0.04)
+    )
+    surface_popularity_effect: dict[str, float] = field(
+        default_factory=lambda: _per_surface(0.35, 0.10, -0.25)
+    )
+    """Coefficient of log item popularity in the click logit, per surface."""
+    surface_affinity_scale: dict[str, float] = field(
+        default_factory=lambda: _per_surface(1.0, 0.7, 0.5)
+    )
+    """Multiplier of the user x item affinity, per surface."""
+    context_effect: float = 1.2
+    """Weight of context-pin similarity (related pins only)."""
+    query_effect: float = 1.5
+    """Weight of query match (search only)."""
+
+    # --- short-term interest and sequences ----------------------------------
+    events_per_day: float = 4.0
+    """Mean engagement events per user per day (heavy-tailed across users)."""
+    interest_switch_per_day: float = 0.5
+    """Rate at which a user's short-term interest jumps to a new category."""
+    sequence_purity: float = 0.7
+    """Share of a user's events that come from the current interest."""
+    short_term_effect: float = 1.2
+    """Click-logit boost when the item matches the user's current interest."""
+    retrieval_current_share: float = 0.25
+    """Share of impressions whose item is retrieved from the current interest."""
+    retrieval_previous_share: float = 0.15
+    """Share retrieved from the previous (stale) interest: no boost."""
+
+    # --- pretrained item embeddings -----------------------------------------
+    pretrained_dim: int = 64
+    pretrained_cosine: float = 0.8
+    """Cosine between a pretrained item embedding and the item's true vector."""
+
+    # --- video vs image ------------------------------------------------------
+    video_share: float = 0.3
+    video_click_effect: float = -0.4
+    video_save_effect: float = 0.6
+    video_good_click_effect: float = 0.5
+
+    # --- rates of the other tasks -------------------------------------------
+    good_click_share: float = 0.4
+    """P(good click | click), on average."""
+    save_rate: float = 0.01
+    hide_rate: float = 0.003
+    conversion_rate: float = 0.03
+    """P(conversion | click), on average (post-click CVR)."""
+
+    # --- conversions: delays and advertiser-reported noise -------------------
+    delay_weights: tuple[float, float, float] = (0.33, 0.17, 0.50)
+    delay_mean_hours: tuple[float, float, float] = (0.25, 24.0, 336.0)
+    attribution_days: float = 30.0
+    """Conversions later than this after the click are never attributed."""
+    advertiser_noise: float = 0.3
+    """0 = every advertiser reports conversions exactly; 1 = very noisy reporting."""
+
+    # --- feature outage -------------------------------------------------------
+    outage_feature: str = "item_save_count"
+    outage_start_day: float = 9.0
+    outage_days: float = 1.0
+    """The feature reads a constant 0 over this window (0 days disables it)."""
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "AdLogConfig":
+        """Return the ``smoke``, ``book`` or ``gpu`` configuration, with overrides."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: choose one of {sorted(PRESETS)}")
+        return dataclasses.replace(cls(), **{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_env(cls, default: str = "book", **overrides) -> "AdLogConfig":
+        """The preset named by the ``RANKING_SCALE`` environment variable."""
+        return cls.preset(os.environ.get(SCALE_ENV_VAR, default), **overrides)
+
+    def with_(self, **changes) -> "AdLogConfig":
+        """A copy with some knobs changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short stable hash of every knob: the cache key of a generated log."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # --------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        for name in ("n_users", "n_items", "n_advertisers", "n_impressions", "n_days",
+                     "n_categories", "latent_dim", "pretrained_dim"):
+            _check_positive_int(name, getattr(self, name))
+        _check_nonnegative_int("history_days", self.history_days)
+        if self.n_advertisers > self.n_items:
+            raise ValueError(
+                f"n_advertisers must be <= n_items (each advertiser owns an item), "
+                f"got {self.n_advertisers} > {self.n_items}"
+            )
+        if self.n_categories > self.n_items:
+            raise ValueError(f"n_categories must be <= n_items, got {self.n_categories} > {self.n_items}")
+        for name in ("task_correlation", "hide_correlation"):
+            _check_range(name, getattr(self, name), -1.0, 1.0)
+        for name in ("sequence_purity", "video_share", "advertiser_noise",
+                     "retrieval_current_share", "retrieval_previous_share"):
+            _check_range(name, getattr(self, name), 0.0, 1.0)
+        if self.retrieval_current_share + self.retrieval_previous_share > 1.0:
+            raise ValueError(
+                "retrieval_current_share + retrieval_previous_share must be <= 1, got "
+                f"{self.retrieval_current_share + self.retrieval_previous_share}"
+            )
+        _check_range("pretrained_cosine", self.pretrained_cosine, 0.0, 1.0, open_low=True)
+        for name in ("good_click_share", "save_rate", "hide_rate", "conversion_rate"):
+            _check_range(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
+        for name in ("affinity_scale", "context_effect", "query_effect", "short_term_effect",
+                     "interest_switch_per_day", "outage_days", "outage_start_day"):
+            _check_range(name, getattr(self, name), 0.0, float("inf"))
+        _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, float("inf"), open_low=True)
+        _check_range("events_per_day", self.events_per_day, 0.0, float("inf"), open_low=True)
+        _check_range("attribution_days", self.attribution_days, 0.0, float("inf"), open_low=True)
+        self._validate_surfaces()
+        self._validate_delays()
+        if self.outage_feature not in OUTAGE_FEATURES:
+            raise ValueError(
+                f"outage_feature must be one of {OUTAGE_FEATURES}, got {self.outage_feature!r}"
+            )
+
+    def _validate_surfaces(self) -> None:
+        for name in ("surface_traffic", "surface_ctr", "surface_popularity_effect",
+                     "surface_affinity_scale"):
+            values = getattr(self, name)
+            if not isinstance(values, dict):
+                raise ValueError(f"{name} must be a dict keyed by surface, got {type(values).__name__}")
+            unknown = set(values) - set(SURFACES)
+            if unknown:
+                raise ValueError(f"{name} has unknown surface(s) {sorted(unknown)}: allowed {SURFACES}")
+            missing = set(SURFACES) - set(values)
+            if missing:
+                raise ValueError(f"{name} is missing surface(s) {sorted(missing)}")
+        for surface, share in self.surface_traffic.items():
+            _check_range(f"surface_traffic[{surface!r}]", share, 0.0, 1.0)
+        total = sum(self.surface_traffic.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"surface_traffic must sum to 1, got {total:.6f}")
+        for surface, ctr in self.surface_ctr.items():
+            _check_range(f"surface_ctr[{surface!r}]", ctr, 0.0, 1.0, open_low=True, open_high=True)
+        for surface, scale in self.surface_affinity_scale.items():
+            _check_range(f"surface_affinity_scale[{surface!r}]", scale, 0.0, float("inf"))
+
+    def _validate_delays(self) -> None:
+        if len(self.delay_weights) != len(self.delay_mean_hours):
+            raise ValueError("delay_weights and delay_mean_hours must have the same length")
+        for i, weight in enumerate(self.delay_weights):
+            _check_range(f"delay_weights[{i}]", weight, 0.0, 1.0)
+        if abs(sum(self.delay_weights) - 1.0) > 1e-6:
+            raise ValueError(f"delay_weights must sum to 1, got {sum(self.delay_weights):.6f}")
+        for i, mean in enumerate(self.delay_mean_hours):
+            _check_range(f"delay_mean_hours[{i}]", mean, 0.0, float("inf"), open_low=True)
+
+
+OUTAGE_FEATURES: tuple[str, ...] = (
+    "item_save_count", "user_follower_count", "user_engagement_count", "advertiser_budget",
+)
+"""Count features that an outage can freeze."""
+
+PRESETS: dict[str, dict] = {
+    "smoke": dict(n_users=2_000, n_items=1_000, n_advertisers=100, n_impressions=40_000,
+                  n_categories=20),
+    "book": dict(),
+    "gpu": dict(n_users=150_000, n_items=40_000, n_advertisers=4_000, n_impressions=12_000_000),
+}
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_nonnegative_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _check_range(name: str, value, low: float, high: float,
+                 open_low: bool = False, open_high: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    too_low = value <= low if open_low else value < low
+    too_high = value >= high if open_high else value > high
+    if too_low or too_high:
+        left = "(" if open_low else "["
+        right = ")" if open_high else "]"
+        raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
