@@ -1,0 +1,268 @@
+"""From the impressions DataFrame to a dict of tensors a model can eat.
+
+Three kinds of input come out of here, all built with vectorized numpy:
+categorical IDs (looked up in embedding tables), dense features (log1p, clipped
+and scaled with statistics from the training split only) and the user's most
+recent engagement events before each impression (the sequence features).
+Labels and oracle probabilities travel in the same dict, so a batch has all a
+training step and an evaluation need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .simulate import ACTIONS, SURFACES, TASKS, AdLogs
+from .simulate.world import SECONDS_PER_DAY
+
+CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "hour_of_day",
+               "category")
+DENSE = ("user_follower_count", "user_engagement_count", "item_save_count", "item_age_days",
+         "advertiser_budget", "context_similarity", "query_match")
+COUNT_LIKE = ("user_follower_count", "user_engagement_count", "item_save_count",
+              "item_age_days", "advertiser_budget")
+"""Dense columns that are non-negative and heavy-tailed: log1p applies to these."""
+PADDING = 0
+"""Sequence slots with no event hold item and action 0; real ids are shifted by +1."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which inputs to build and how to transform the dense ones."""
+
+    categorical: tuple[str, ...] = CATEGORICAL
+    dense: tuple[str, ...] = DENSE
+    log1p: bool = True
+    """Apply log1p to the heavy-tailed count columns."""
+    clip_quantile: float | None = 0.999
+    """Clip each dense column to the training split's [1 - q, q] quantiles."""
+    scaling: str | None = "standard"
+    """'standard' (z-score), 'minmax' (to [0, 1]) or None, with training statistics."""
+    sequence_length: int = 32
+    """Most recent engagement events per impression (0: no sequence features)."""
+    tasks: tuple[str, ...] = TASKS
+    conversion_observed_at: float | None = None
+    """If set (seconds since the log start), a conversion counts only if reported by then."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.categorical) - set(CATEGORICAL)
+        if unknown:
+            raise ValueError(f"unknown categorical feature(s) {sorted(unknown)}: allowed {CATEGORICAL}")
+        unknown = set(self.dense) - set(DENSE)
+        if unknown:
+            raise ValueError(f"unknown dense feature(s) {sorted(unknown)}: allowed {DENSE}")
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"unknown task(s) {sorted(unknown)}: allowed {TASKS}")
+        if self.clip_quantile is not None and not 0.5 < self.clip_quantile <= 1.0:
+            raise ValueError(f"clip_quantile must be in (0.5, 1] or None, got {self.clip_quantile}")
+        if self.scaling not in ("standard", "minmax", None):
+            raise ValueError(f"scaling must be 'standard', 'minmax' or None, got {self.scaling!r}")
+        if isinstance(self.sequence_length, bool) or not isinstance(self.sequence_length, int) \
+                or self.sequence_length < 0:
+            raise ValueError(f"sequence_length must be a non-negative integer, got {self.sequence_length!r}")
+
+
+@dataclass
+class DenseStatistics:
+    """Per-column clip bounds and scaling statistics, fitted on the training split."""
+
+    low: np.ndarray
+    high: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+
+
+class FeatureEncoder:
+    """Fit transforms on a training frame, then turn any frame into tensors.
+
+    >>> encoder = FeatureEncoder(logs).fit(train_frame)
+    >>> train = encoder.transform(train_frame)   # dict[str, Tensor]
+    """
+
+    def __init__(self, logs: AdLogs, spec: FeatureSpec | None = None):
+        self.logs = logs
+        self.spec = spec if spec is not None else FeatureSpec()
+        self.statistics: DenseStatistics | None = None
+        self._item_category = logs.items["category"].to_numpy()
+        self._events = _sorted_events(logs.events)
+
+    @property
+    def cardinalities(self) -> dict[str, int]:
+        """Number of distinct values of each categorical input (embedding table sizes)."""
+        config = self.logs.config
+        sizes = {"user_id": config.n_users, "item_id": config.n_items,
+                 "advertiser_id": config.n_advertisers, "surface": len(SURFACES),
+                 "is_video": 2, "hour_of_day": 24, "category": config.n_categories}
+        return {name: sizes[name] for name in self.spec.categorical}
+
+    @property
+    def n_dense(self) -> int:
+        return len(self.spec.dense)
+
+    @property
+    def n_actions(self) -> int:
+        """Action vocabulary of the sequence, padding included."""
+        return len(ACTIONS) + 1
+
+    def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
+        """Learn clip bounds and scaling statistics from the training frame only."""
+        values = self._raw_dense(frame)
+        if self.spec.clip_quantile is not None:
+            low = np.quantile(values, 1.0 - self.spec.clip_quantile, axis=0)
+            high = np.quantile(values, self.spec.clip_quantile, axis=0)
+        else:
+            low, high = values.min(axis=0), values.max(axis=0)
+        clipped = np.clip(values, low, high)
+        if self.spec.scaling == "standard":
+            center, scale = clipped.mean(axis=0), clipped.std(axis=0)
+        elif self.spec.scaling == "minmax":
+            center, scale = low, high - low
+        else:
+            center, scale = np.zeros_like(low), np.ones_like(low)
+        scale = np.where(scale > 0, scale, 1.0)
+        self.statistics = DenseStatistics(low=low, high=high, center=center, scale=scale)
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """Tensors for every row of ``frame``: ids, dense, sequences, labels, oracle."""
+        if self.statistics is None:
+            raise RuntimeError("call fit(train_frame) before transform()")
+        missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"frame is missing column(s) {missing}")
+        data = {name: torch.from_numpy(self._categorical(frame, name)) for name in self.spec.categorical}
+        data["dense"] = torch.from_numpy(self.dense(frame))
+        if self.spec.sequence_length > 0:
+            data.update(self._sequences(frame))
+        data.update(self._labels_and_oracle(frame))
+        return data
+
+    # ----------------------------------------------------------------- dense
+    def _raw_dense(self, frame: pd.DataFrame) -> np.ndarray:
+        columns = []
+        for name in self.spec.dense:
+            values = frame[name].to_numpy(np.float64)
+            if self.spec.log1p and name in COUNT_LIKE:
+                values = np.log1p(np.maximum(values, 0.0))
+            columns.append(values)
+        return np.stack(columns, axis=1)
+
+    def dense(self, frame: pd.DataFrame) -> np.ndarray:
+        """(N, D) float32: log1p on counts, clip to training quantiles, then scale."""
+        stats = self.statistics
+        values = np.clip(self._raw_dense(frame), stats.low, stats.high)
+        return ((values - stats.center) / stats.scale).astype(np.float32)
+
+    # ----------------------------------------------------------- categorical
+    def _categorical(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        if name == "surface":
+            values = _surface_codes(frame["surface"])
+        elif name == "hour_of_day":
+            values = (frame["timestamp"].to_numpy() % SECONDS_PER_DAY) // 3600
+        elif name == "category":
+            values = self._item_category[frame["item_id"].to_numpy()]
+        else:
+            values = frame[name].to_numpy()
+        values = np.array(values, dtype=np.int64)  # a writable copy for torch
+        size = self.cardinalities[name]
+        if values.size and (values.min() < 0 or values.max() >= size):
+            raise ValueError(f"{name} has values outside [0, {size}): got {values.min()}..{values.max()}")
+        return values
+
+    # ------------------------------------------------------------- sequences
+    def _sequences(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """The last L events of each impression's user strictly before its time,
+        most recent first: (N, L) item ids (+1), actions (+1), hours ago."""
+        length = self.spec.sequence_length
+        events = self._events
+        user = frame["user_id"].to_numpy(np.int64)
+        timestamp = frame["timestamp"].to_numpy(np.int64)
+        end = np.searchsorted(events.keys, _event_key(user, timestamp), side="left")   # (N,)
+        first = np.searchsorted(events.keys, _event_key(user, events.earliest), side="left")
+        position = end[:, None] - 1 - np.arange(length)[None, :]                      # (N, L)
+        valid = position >= first[:, None]
+        position = np.where(valid, position, 0)
+        item = np.where(valid, events.item[position] + 1, PADDING)
+        action = np.where(valid, events.action[position] + 1, PADDING)
+        hours_ago = np.where(valid, (timestamp[:, None] - events.timestamp[position]) / 3600.0, 0.0)
+        return {
+            "seq_item_id": torch.from_numpy(item.astype(np.int64)),
+            "seq_action": torch.from_numpy(action.astype(np.int64)),
+            "seq_delta_hours": torch.from_numpy(hours_ago.astype(np.float32)),
+            "seq_length": torch.from_numpy(valid.sum(axis=1).astype(np.int64)),
+        }
+
+    # ------------------------------------------------------ labels and oracle
+    def _labels_and_oracle(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
+        out = {}
+        for task in self.spec.tasks:
+            label = frame[task].to_numpy().astype(np.float32)
+            if task == "conversion" and self.spec.conversion_observed_at is not None:
+                reported_by = frame["conversion_timestamp"].to_numpy() <= self.spec.conversion_observed_at
+                label = label * reported_by
+            out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
+            out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
+        return out
+
+
+@dataclass
+class _SortedEvents:
+    keys: np.ndarray
+    item: np.ndarray
+    action: np.ndarray
+    timestamp: np.ndarray
+    earliest: int = field(default=0)
+
+
+_KEY_SPAN = np.int64(1) << np.int64(40)   # > any timestamp range in seconds
+
+
+def _event_key(user: np.ndarray, timestamp: np.ndarray | int) -> np.ndarray:
+    """One sortable int64 per (user, time): events of a user are contiguous."""
+    return user.astype(np.int64) * _KEY_SPAN + (np.asarray(timestamp, dtype=np.int64) + _KEY_SPAN // 2)
+
+
+def _sorted_events(events: pd.DataFrame) -> _SortedEvents:
+    user = events["user_id"].to_numpy(np.int64)
+    timestamp = events["timestamp"].to_numpy(np.int64)
+    order = np.lexsort((timestamp, user))
+    return _SortedEvents(
+        keys=_event_key(user[order], timestamp[order]),
+        item=events["item_id"].to_numpy(np.int64)[order],
+        action=events["action"].to_numpy(np.int64)[order],
+        timestamp=timestamp[order],
+        earliest=int(timestamp.min()) if timestamp.size else 0,
+    )
+
+
+def _surface_codes(surface: pd.Series) -> np.ndarray:
+    if isinstance(surface.dtype, pd.CategoricalDtype) and list(surface.cat.categories) == list(SURFACES):
+        return surface.cat.codes.to_numpy()
+    unknown = set(surface.astype(str).unique()) - set(SURFACES)
+    if unknown:
+        raise ValueError(f"unknown surface(s) {sorted(unknown)}: allowed {SURFACES}")
+    return pd.Categorical(surface.astype(str), categories=list(SURFACES)).codes
+
+
+def time_split(impressions: pd.DataFrame, valid_days: float = 2.0, test_days: float = 2.0
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train on the past, validate on the next days, test on the last days.
+
+    A random split would let a model see the future of every user; ads models
+    are always judged on days after the ones they were trained on.
+    """
+    if valid_days < 0 or test_days <= 0:
+        raise ValueError(f"need valid_days >= 0 and test_days > 0, got {valid_days}, {test_days}")
+    end = impressions["timestamp"].max() + 1
+    test_start = end - test_days * SECONDS_PER_DAY
+    valid_start = test_start - valid_days * SECONDS_PER_DAY
+    if valid_start <= impressions["timestamp"].min():
+        raise ValueError("valid_days + test_days leave no training data")
+    time = impressions["timestamp"]
+    return (impressions[time < valid_start], impressions[(time >= valid_start) & (time < test_start)],
+            impressions[time >= test_start])
