@@ -1,0 +1,137 @@
+"""Feature building: shapes, transforms fitted on training data only, sequences."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ranking.features import FeatureEncoder, FeatureSpec, time_split
+from ranking.simulate import AdLogConfig, simulate
+
+SMOKE = AdLogConfig.preset("smoke")
+
+
+@pytest.fixture(scope="module")
+def logs():
+    return simulate(SMOKE, seed=0)
+
+
+@pytest.fixture(scope="module")
+def split(logs):
+    return time_split(logs.impressions, valid_days=2, test_days=2)
+
+
+def test_time_split_is_ordered_and_complete(logs, split):
+    train, valid, test = split
+    assert len(train) + len(valid) + len(test) == len(logs.impressions)
+    assert train["timestamp"].max() < valid["timestamp"].min()
+    assert valid["timestamp"].max() < test["timestamp"].min()
+    with pytest.raises(ValueError, match="no training data"):
+        time_split(logs.impressions, valid_days=10, test_days=10)
+
+
+def test_transform_shapes_and_dtypes(logs, split):
+    train = split[0]
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=16)).fit(train)
+    data = encoder.transform(train)
+    n = len(train)
+    for name in encoder.cardinalities:
+        assert data[name].shape == (n,) and data[name].dtype == torch.int64
+        assert int(data[name].max()) < encoder.cardinalities[name]
+    assert data["dense"].shape == (n, encoder.n_dense) and data["dense"].dtype == torch.float32
+    assert data["seq_item_id"].shape == (n, 16)
+    for task in ("click", "good_click", "save", "hide", "conversion"):
+        assert data[f"label_{task}"].dtype == torch.float32
+        assert torch.equal(data[f"label_{task}"], torch.tensor(train[task].to_numpy(), dtype=torch.float32))
+
+
+def test_dense_statistics_come_from_training_data_only(logs, split):
+    train, valid, _ = split
+    encoder = FeatureEncoder(logs).fit(train)
+    train_dense = encoder.transform(train)["dense"]
+    assert torch.allclose(train_dense.mean(0), torch.zeros(encoder.n_dense), atol=1e-4)
+    # validation rows reuse the training statistics: their mean is not forced to 0
+    valid_dense = encoder.transform(valid)["dense"]
+    assert not torch.allclose(valid_dense.mean(0), torch.zeros(encoder.n_dense), atol=1e-3)
+
+
+def test_log1p_tames_heavy_tails(logs, split):
+    train = split[0]
+    column = FeatureSpec().dense.index("item_save_count")
+    raw = FeatureEncoder(logs, FeatureSpec(log1p=False, clip_quantile=None, scaling="standard",
+                                           sequence_length=0)).fit(train).transform(train)
+    logged = FeatureEncoder(logs, FeatureSpec(log1p=True, clip_quantile=None, scaling="standard",
+                                              sequence_length=0)).fit(train).transform(train)
+    assert raw["dense"][:, column].max() > 3 * logged["dense"][:, column].max()
+
+
+def test_minmax_scaling_maps_training_data_to_unit_interval(logs, split):
+    train = split[0]
+    data = FeatureEncoder(logs, FeatureSpec(scaling="minmax", sequence_length=0)).fit(train).transform(train)
+    assert float(data["dense"].min()) >= 0.0 and float(data["dense"].max()) <= 1.0 + 1e-6
+
+
+def test_sequences_match_a_per_row_reference(logs, split):
+    """The vectorized gather equals a slow, obvious per-row construction."""
+    train = split[0]
+    length = 12
+    data = FeatureEncoder(logs, FeatureSpec(sequence_length=length)).fit(train).transform(train)
+    events = logs.events
+    rows = np.random.default_rng(0).choice(len(train), size=25, replace=False)
+    for row in rows:
+        impression = train.iloc[row]
+        history = events[(events["user_id"] == impression["user_id"])
+                         & (events["timestamp"] < impression["timestamp"])]
+        history = history.sort_values("timestamp", kind="stable").iloc[::-1].head(length)
+        k = len(history)
+        assert int(data["seq_length"][row]) == k
+        np.testing.assert_array_equal(data["seq_item_id"][row, :k].numpy(), history["item_id"].to_numpy() + 1)
+        np.testing.assert_array_equal(data["seq_action"][row, :k].numpy(), history["action"].to_numpy() + 1)
+        hours = (impression["timestamp"] - history["timestamp"].to_numpy()) / 3600
+        np.testing.assert_allclose(data["seq_delta_hours"][row, :k].numpy(), hours, rtol=1e-5)
+        assert (data["seq_item_id"][row, k:] == 0).all()
+        assert (np.diff(hours) >= 0).all()  # most recent first
+
+
+def test_sequences_never_see_the_future(logs, split):
+    train = split[0]
+    data = FeatureEncoder(logs, FeatureSpec(sequence_length=8)).fit(train).transform(train)
+    valid = data["seq_item_id"] > 0
+    assert (data["seq_delta_hours"][valid] > 0).all()
+
+
+def test_conversion_cutoff_hides_late_conversions(logs):
+    impressions = logs.impressions
+    cutoff = float(impressions["timestamp"].max())
+    spec = FeatureSpec(sequence_length=0, conversion_observed_at=cutoff)
+    data = FeatureEncoder(logs, spec).fit(impressions).transform(impressions)
+    late = impressions["conversion_timestamp"].to_numpy() > cutoff
+    assert late.sum() > 0
+    assert float(data["label_conversion"][torch.from_numpy(late)].sum()) == 0.0
+    assert float(data["label_conversion"].sum()) == impressions["conversion"].sum() - late.sum()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(categorical=("user_id", "zip_code")), "zip_code"),
+    (dict(dense=("bogus",)), "bogus"),
+    (dict(tasks=("purchase",)), "purchase"),
+    (dict(clip_quantile=0.2), "clip_quantile"),
+    (dict(scaling="robust"), "scaling"),
+    (dict(sequence_length=-1), "sequence_length"),
+])
+def test_bad_spec_raises(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureSpec(**kwargs)
+
+
+def test_transform_before_fit_and_bad_rows_raise(logs, split):
+    encoder = FeatureEncoder(logs)
+    with pytest.raises(RuntimeError, match="fit"):
+        encoder.transform(split[0])
+    encoder.fit(split[0])
+    bad = split[0].head(10).assign(item_id=10**7)
+    with pytest.raises(ValueError, match="item_id"):
+        encoder.transform(bad)
+    bad_surface = split[0].head(10).assign(surface=pd.Series(["shopping"] * 10, dtype="object").to_numpy())
+    with pytest.raises(ValueError, match="shopping"):
+        encoder.transform(bad_surface)

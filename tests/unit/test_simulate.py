@@ -1,0 +1,196 @@
+"""The generator: validation, determinism, rates and planted structure."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ranking.simulate import SURFACES, AdLogConfig, simulate
+from ranking.simulate.logs import conversion_delays
+from ranking.simulate.store import check_schema
+from ranking.simulate.world import build_world
+
+SMOKE = AdLogConfig.preset("smoke")
+
+
+@pytest.fixture(scope="module")
+def logs():
+    return simulate(SMOKE, seed=0)
+
+
+# ------------------------------------------------------------------ validation
+BAD_INPUTS = [
+    (dict(n_users=0), "n_users"),
+    (dict(n_items=-5), "n_items"),
+    (dict(n_impressions=2.5), "n_impressions"),
+    (dict(n_advertisers=True), "n_advertisers"),
+    (dict(n_advertisers=2_000, n_items=1_000), "n_advertisers"),
+    (dict(task_correlation=1.5), "task_correlation"),
+    (dict(hide_correlation=-1.01), "hide_correlation"),
+    (dict(video_share=-0.1), "video_share"),
+    (dict(conversion_rate=0.0), "conversion_rate"),
+    (dict(save_rate=1.0), "save_rate"),
+    (dict(pretrained_cosine=0.0), "pretrained_cosine"),
+    (dict(sequence_purity=float("nan")), "sequence_purity"),
+    (dict(surface_traffic={"home_feed": 0.5, "related_pins": 0.3, "search": 0.3}), "surface_traffic"),
+    (dict(surface_traffic={"home_feed": 0.5, "related_pins": 0.3, "shopping": 0.2}), "unknown surface"),
+    (dict(surface_ctr={"home_feed": 0.01, "related_pins": 0.02, "search": 1.2}), "surface_ctr"),
+    (dict(delay_weights=(0.5, 0.5, 0.5)), "delay_weights"),
+    (dict(delay_mean_hours=(1.0, -2.0, 3.0)), "delay_mean_hours"),
+    (dict(outage_feature="query_match"), "outage_feature"),
+    (dict(retrieval_current_share=0.7, retrieval_previous_share=0.5), "retrieval"),
+    (dict(attribution_days=0), "attribution_days"),
+]
+
+
+@pytest.mark.parametrize("changes, field_name", BAD_INPUTS)
+def test_bad_config_raises_naming_the_field(changes, field_name):
+    with pytest.raises(ValueError, match=field_name):
+        AdLogConfig(**changes)
+
+
+def test_unknown_preset_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown preset 'huge'.*book"):
+        AdLogConfig.preset("huge")
+
+
+def test_bad_seed_raises():
+    with pytest.raises(ValueError, match="seed"):
+        simulate(SMOKE, seed=-1)
+    with pytest.raises(TypeError, match="AdLogConfig"):
+        simulate({"n_users": 10})
+
+
+def test_presets_grow_and_book_is_big_enough():
+    smoke, book, gpu = (AdLogConfig.preset(n) for n in ("smoke", "book", "gpu"))
+    assert smoke.n_impressions < book.n_impressions < gpu.n_impressions
+    assert book.n_impressions >= 1_000_000
+    assert gpu.n_impressions >= 9 * book.n_impressions
+
+
+def test_from_env_reads_the_scale(monkeypatch):
+    monkeypatch.setenv("RANKING_SCALE", "smoke")
+    assert AdLogConfig.from_env() == SMOKE
+    monkeypatch.setenv("RANKING_SCALE", "nope")
+    with pytest.raises(ValueError, match="nope"):
+        AdLogConfig.from_env()
+
+
+def test_fingerprint_changes_with_any_knob():
+    assert SMOKE.fingerprint() == AdLogConfig.preset("smoke").fingerprint()
+    assert SMOKE.fingerprint() != SMOKE.with_(task_correlation=0.5).fingerprint()
+
+
+# -------------------------------------------------------------- determinism
+def test_same_seed_same_frames_other_seed_differs(logs):
+    again = simulate(SMOKE, seed=0)
+    pd.testing.assert_frame_equal(logs.impressions, again.impressions)
+    pd.testing.assert_frame_equal(logs.events, again.events)
+    np.testing.assert_array_equal(logs.item_embeddings, again.item_embeddings)
+    other = simulate(SMOKE, seed=1)
+    assert not logs.impressions["click"].equals(other.impressions["click"])
+
+
+def test_frames_match_the_stored_schema(logs):
+    for table in ("impressions", "events", "users", "items", "advertisers"):
+        check_schema(table, getattr(logs, table))
+
+
+# ----------------------------------------------------------------- the rates
+def test_rates_are_realistic(logs):
+    impressions = logs.impressions
+    assert 0.01 <= impressions["click"].mean() <= 0.04
+    clicks = impressions[impressions["click"] == 1]
+    assert 0.3 <= clicks["good_click"].mean() <= 0.5
+    assert 0.01 <= clicks["true_conversion"].mean() <= 0.05
+    # labels respect their funnel
+    assert (impressions["good_click"] <= impressions["click"]).all()
+    assert (impressions["conversion"] <= impressions["click"]).all()
+    assert impressions["conversion_timestamp"].notna().sum() == impressions["conversion"].sum()
+
+
+def test_surfaces_differ_in_traffic_and_base_rate(logs):
+    per_surface = logs.impressions.groupby("surface", observed=True)["p_click"].agg(["size", "mean"])
+    for surface in SURFACES:
+        share = per_surface.loc[surface, "size"] / len(logs.impressions)
+        assert share == pytest.approx(SMOKE.surface_traffic[surface], abs=0.02)
+        assert per_surface.loc[surface, "mean"] == pytest.approx(SMOKE.surface_ctr[surface], rel=0.02)
+
+
+def test_oracle_is_informative_but_not_separable(logs):
+    from sklearn.metrics import roc_auc_score
+    impressions = logs.impressions
+    oracle_auc = roc_auc_score(impressions["click"], impressions["p_click"])
+    assert 0.72 <= oracle_auc <= 0.88
+
+
+def test_labels_are_drawn_from_the_oracle(logs):
+    impressions = logs.impressions
+    for task in ("click", "save", "hide", "good_click"):
+        observed, expected = impressions[task].mean(), impressions[f"p_{task}"].mean()
+        standard_error = np.sqrt(expected / len(impressions))
+        assert abs(observed - expected) < 4 * standard_error, task
+
+
+def test_count_features_are_heavy_tailed(logs):
+    for column in ("user_follower_count", "item_save_count", "advertiser_budget"):
+        values = logs.impressions[column].to_numpy()
+        assert values.max() > 30 * np.median(values[values > 0]), column
+
+
+def test_conversion_delays_match_criteo_quantiles():
+    delays = conversion_delays(np.random.default_rng(0), SMOKE, 200_000)
+    assert np.mean(delays < 1.0) == pytest.approx(0.35, abs=0.03)
+    assert np.mean(delays < 24.0) == pytest.approx(0.50, abs=0.03)
+    assert delays.max() <= 24 * SMOKE.attribution_days
+
+
+def test_advertiser_noise_knob_controls_reporting():
+    exact = simulate(SMOKE.with_(advertiser_noise=0.0), seed=0).impressions
+    assert (exact["conversion"] == exact["true_conversion"]).all()
+    noisy = simulate(SMOKE.with_(advertiser_noise=1.0, n_impressions=200_000), seed=0).impressions
+    assert (noisy["conversion"] != noisy["true_conversion"]).sum() > 0
+
+
+def test_outage_freezes_the_feature_only_in_its_window(logs):
+    impressions = logs.impressions
+    day = impressions["timestamp"] / 86_400
+    inside = (day >= SMOKE.outage_start_day) & (day < SMOKE.outage_start_day + SMOKE.outage_days)
+    assert inside.sum() > 0
+    assert (impressions.loc[inside, SMOKE.outage_feature] == 0).all()
+    assert impressions.loc[~inside, SMOKE.outage_feature].std() > 0
+
+
+# ------------------------------------------------------------------ the world
+def test_task_directions_have_the_requested_cosine():
+    config = SMOKE.with_(task_correlation=0.3, hide_correlation=-0.6)
+    world = build_world(config, np.random.default_rng(0))
+    directions = world.task_directions
+    for task, want in (("good_click", 0.3), ("save", 0.3), ("conversion", 0.3), ("hide", -0.6)):
+        assert np.linalg.norm(directions[task]) == pytest.approx(1.0)
+        assert directions["click"] @ directions[task] == pytest.approx(want, abs=1e-9)
+
+
+def test_pretrained_embeddings_are_noisy_copies_of_the_truth():
+    world = build_world(SMOKE, np.random.default_rng(0))
+    cosine = np.sum(world.item_true_vector * world.item_pretrained, axis=1)
+    assert cosine.mean() == pytest.approx(SMOKE.pretrained_cosine, abs=0.03)
+    assert cosine.std() > 0
+
+
+def test_video_items_have_a_different_action_profile(logs):
+    by_video = logs.impressions.groupby("is_video")[["p_click", "p_save"]].mean()
+    assert by_video.loc[1, "p_click"] < by_video.loc[0, "p_click"]
+    assert by_video.loc[1, "p_save"] > by_video.loc[0, "p_save"]
+
+
+def test_sequences_have_tens_to_hundreds_of_events(logs):
+    per_user = logs.events.groupby("user_id").size()
+    assert 30 <= per_user.median() <= 300
+    assert per_user.max() > 3 * per_user.median()
+
+
+def test_config_is_immutable():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SMOKE.n_users = 5
