@@ -266,3 +266,33 @@ def _check_range(name: str, value, low: float, high: float,
         left = "(" if open_low else "["
         right = ")" if open_high else "]"
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")
+
+
+PLANTED_EFFECTS: dict[str, str] = {
+    "affinity_scale": "user x item latent taste, reachable only through ID embeddings",
+    "count_tail_alpha": "Pareto shape of count features: the heavy tails log1p must tame",
+    "task_correlation": "cos(w_click, w_task) of good click, save and conversion",
+    "hide_correlation": "cos(w_click, w_hide): a task that conflicts with clicking",
+    "surface_traffic": "share of impressions per surface",
+    "surface_ctr": "base click rate per surface",
+    "surface_popularity_effect": "how item popularity moves clicks, per surface",
+    "surface_affinity_scale": "how much personal taste matters, per surface",
+    "interest_switch_per_day": "how fast the short-term interest drifts",
+    "short_term_effect": "click boost when the item matches the current interest",
+    "sequence_purity": "share of recent events that reveal the current interest",
+    "pretrained_cosine": "cosine of pretrained item embeddings to the truth",
+    "video_share": "share of video items (different action profile)",
+    "conversion_rate": "post-click conversion rate",
+    "delay_weights": "mixture weights of the click-to-conversion delay",
+    "delay_mean_hours": "mean delay of each mixture component (hours)",
+    "advertiser_noise": "how noisily advertisers report conversions",
+    "outage_feature": "feature that reads 0 during an outage window",
+    "outage_start_day": "first day of the outage",
+    "outage_days": "length of the outage (days)",
+}
+"""Each knob that plants an effect, with what it plants (shown in chapter 1)."""
+
+
+def knob_table(config: AdLogConfig) -> "list[tuple[str, object, str]]":
+    """(knob, value, planted effect) rows for every planted-effect knob."""
+    return [(name, getattr(config, name), effect) for name, effect in PLANTED_EFFECTS.items()]
