@@ -313,16 +313,22 @@ def conversion_delays(rng: np.random.Generator, c: AdLogConfig, size: int) -> np
 
 def _sigmoid_at_mean(logit: np.ndarray, target: float, weights: np.ndarray | None = None
                      ) -> np.ndarray:
-    """sigmoid(b + logit) with the intercept b solved so the (weighted) mean hits target."""
-    low, high = -30.0, 30.0
-    for _ in range(50):  # bisection: the mean is increasing in b
-        middle = 0.5 * (low + high)
-        mean = np.average(_sigmoid(middle + logit), weights=weights)
-        if mean < target:
-            low = middle
-        else:
-            high = middle
-    return _sigmoid(0.5 * (low + high) + logit)
+    """sigmoid(b + logit) with the intercept b solved so the (weighted) mean hits target.
+
+    Newton's method on log(mean) - log(target): for rare events the mean is
+    close to exp(b) * const, so this is nearly linear in b and converges in a
+    handful of steps.
+    """
+    intercept = np.log(target / (1.0 - target)) - np.average(logit, weights=weights)
+    for _ in range(30):
+        p = _sigmoid(intercept + logit)
+        mean = np.average(p, weights=weights)
+        slope = np.average(p * (1.0 - p), weights=weights) / mean
+        step = (np.log(mean) - np.log(target)) / slope
+        intercept -= np.clip(step, -5.0, 5.0)
+        if abs(step) < 1e-9:
+            break
+    return _sigmoid(intercept + logit)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
