@@ -1,0 +1,98 @@
+"""Mini-batches over a dataset that already sits in memory.
+
+A dataset here is a dict of tensors that share their first dimension N (ids,
+dense features, sequences, labels). Ranking rows are small and many, so a
+DataLoader that collates one row at a time would be the slow part of training.
+Instead the whole dict moves to the device once, and each batch is cut with one
+indexing operation per tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+TensorDict = dict[str, torch.Tensor]
+
+
+def num_rows(data: TensorDict, name: str = "data") -> int:
+    """N, the first dimension every tensor in ``data`` shares; ValueError if there is none."""
+    if not data:
+        raise ValueError(f"{name} is empty: it holds no tensors")
+    for key, tensor in data.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() == 0:
+            raise ValueError(f"{name}[{key!r}] must be a tensor with a first (row) dimension")
+    sizes = {key: tensor.shape[0] for key, tensor in data.items()}
+    n = next(iter(sizes.values()))
+    if any(size != n for size in sizes.values()):
+        raise ValueError(f"{name} tensors disagree on the number of rows: {sizes}")
+    if n == 0:
+        raise ValueError(f"{name} has no rows")
+    return n
+
+
+def to_device(data: TensorDict, device: torch.device | str) -> TensorDict:
+    """The same dict with every tensor on ``device`` (no copy for those already there)."""
+    return {key: tensor.to(device) for key, tensor in data.items()}
+
+
+def subset(data: TensorDict, index: torch.Tensor | np.ndarray | list[int]) -> TensorDict:
+    """The rows ``index`` selects, from every tensor: integer positions or a boolean mask of length N."""
+    n = num_rows(data)
+    device = next(iter(data.values())).device
+    index = torch.as_tensor(index, device=device)
+    if index.dtype == torch.bool:
+        if index.shape != (n,):
+            raise ValueError(f"a boolean index must have shape ({n},), got {tuple(index.shape)}")
+        index = index.nonzero().squeeze(1)
+    elif index.is_floating_point() or index.is_complex() or index.dim() != 1:
+        raise ValueError(f"index must be 1-d integer positions or a boolean mask, got {index.dtype} "
+                         f"with shape {tuple(index.shape)}")
+    return {key: tensor.index_select(0, index.long()) for key, tensor in data.items()}
+
+
+class Batches:
+    """Mini-batches of ``data``, reshuffled every epoch.
+
+    Epoch e (counting passes over the data from 0) draws its order from a
+    generator seeded with ``seed + e``: the same seed replays the same epochs.
+    The permutation is drawn on the CPU, so orders are the same on any device.
+
+    >>> batches = Batches(train, batch_size=4096, seed=0)
+    >>> for batch in batches:          # one epoch; len(batches) batches
+    ...     logits = model(batch)
+    """
+
+    def __init__(self, data: TensorDict, batch_size: int, *, shuffle: bool = True,
+                 drop_last: bool = False, seed: int = 0):
+        self.n_rows = num_rows(data)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if drop_last and batch_size > self.n_rows:
+            raise ValueError(f"batch_size={batch_size} with drop_last=True leaves no batch "
+                             f"of {self.n_rows} rows")
+        self.data = data
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = 0
+        self.device = next(iter(data.values())).device
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.n_rows // self.batch_size
+        return -(-self.n_rows // self.batch_size)   # ceil division
+
+    def __iter__(self) -> Iterator[TensorDict]:
+        order = None
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n_rows, generator=generator).to(self.device)   # (N,)
+        self.epoch += 1
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = min(start + self.batch_size, self.n_rows)
+            rows = slice(start, stop) if order is None else order[start:stop]
+            yield {key: tensor[rows] for key, tensor in self.data.items()}

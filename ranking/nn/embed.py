@@ -1,0 +1,44 @@
+"""One embedding table per categorical field: ids in, a vector per field out."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeatureEmbedding(nn.Module):
+    """Look up every categorical field in its own table and stack the results.
+
+    Each field (user, item, advertiser, surface, ...) gets a ``cardinality x dim``
+    table. The output keeps fields apart, (B, n_fields, dim), so interaction
+    models can cross fields and an MLP can flatten them.
+    """
+
+    def __init__(self, cardinalities: dict[str, int], dim: int):
+        super().__init__()
+        if not cardinalities:
+            raise ValueError("cardinalities is empty: need at least one categorical field")
+        for name, size in cardinalities.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"cardinalities[{name!r}] must be a positive integer, got {size!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self.fields = tuple(cardinalities)
+        self.dim = dim
+        self.tables = nn.ModuleDict({name: nn.Embedding(size, dim) for name, size in cardinalities.items()})
+        for table in self.tables.values():
+            # torch's default N(0, 1) is far larger than the other inputs; CTR models start small.
+            nn.init.normal_(table.weight, std=0.01)
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.fields)
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the output once flattened: n_fields * dim."""
+        return self.n_fields * self.dim
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        vectors = [self.tables[name](batch[name]) for name in self.fields]   # F x (B, dim)
+        return torch.stack(vectors, dim=1)                                   # (B, F, dim)

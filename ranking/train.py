@@ -1,0 +1,250 @@
+"""The one training loop every chapter uses: fit a multi-task model, then predict.
+
+A model maps a batch (dict of tensors) to one logit per task; the loop knows
+nothing else about it. The loss is a weighted sum of per-task log losses, and a
+task can be restricted to some rows (conversion is learned on clicks only).
+Early stopping watches the validation loss and restores the best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .batches import Batches, TensorDict, num_rows, to_device
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+"""Names accepted by ``precision``: the autocast dtype of the forward pass (None: plain fp32)."""
+
+
+@dataclass
+class FitResult:
+    """A trained model (best validation epoch restored) and how training went."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    """One row per epoch: epoch, train_loss, train_loss_<task>, valid_loss, valid_loss_<task>, seconds."""
+    best_epoch: int
+    """Epoch (from 1) whose weights the model holds: lowest valid_loss, or the last one without valid."""
+
+
+def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Sequence[str],
+                   task_masks: dict[str, str] | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per task: the log loss summed over the rows that count, and how many rows count.
+
+    All rows count, except for a masked task: task_masks={"conversion": "label_click"}
+    keeps only rows where batch["label_click"] == 1. Sums rather than means, so
+    losses add up exactly over batches of any size.
+    """
+    missing = [task for task in tasks if task not in logits]
+    if missing:
+        raise ValueError(f"model returned no logits for task(s) {missing}; it returned {sorted(logits)}")
+    task_masks = task_masks or {}
+    sums = {}
+    for task in tasks:
+        label = batch[f"label_{task}"]                                                 # (B,)
+        loss = F.binary_cross_entropy_with_logits(logits[task].float(), label, reduction="none")
+        if task in task_masks:
+            keep = batch[task_masks[task]].eq(1)                                       # (B,) bool
+        else:
+            keep = torch.ones_like(label, dtype=torch.bool)
+        sums[task] = (torch.where(keep, loss, 0.0).sum(), keep.sum())
+    return sums
+
+
+def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
+        tasks: Sequence[str] = ("click",), task_masks: dict[str, str] | None = None,
+        task_weights: dict[str, float] | None = None, epochs: int = 3, batch_size: int = 4096,
+        lr: float = 1e-3, weight_decay: float = 0.0, device: str | torch.device | None = None,
+        precision: str = "fp32", seed: int = 0, patience: int = 2, progress: bool = True) -> FitResult:
+    """Train ``model`` with Adam on sum_t weight_t * (mean log loss of task t).
+
+    task_masks: {task: key}, the task's loss counts only rows where data[key] == 1.
+    task_weights: {task: weight}; tasks not named weigh 1.
+    device: None picks "cuda" when available, else "cpu"; model and data move there once.
+    precision: "fp32", "bf16" or "fp16" (autocast; fp16 also scales the loss).
+    patience: with ``valid``, stop after this many epochs without a lower valid_loss.
+    """
+    tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
+    _check_data(train, "train", tasks, task_masks)
+    if valid is not None:
+        _check_data(valid, "valid", tasks, task_masks)
+    _check_positive(epochs=epochs, batch_size=batch_size, patience=patience)
+    _check_precision(precision)
+    device = _resolve_device(device)
+
+    torch.manual_seed(seed)
+    model.to(device)
+    train = to_device(train, device)
+    valid = to_device(valid, device) if valid is not None else None
+    batches = Batches(train, batch_size, seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    rows, best_loss, best_state, best_epoch = [], math.inf, None, 0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        running = _LossTotals(tasks, weights)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=not progress)
+        for step, batch in enumerate(bar, start=1):
+            with _autocast(device, precision):
+                sums = task_loss_sums(model(batch), batch, tasks, task_masks)
+            # mean over each task's rows; a task with no rows in this batch adds 0
+            loss = sum(weights[task] * total / count.clamp(min=1) for task, (total, count) in sums.items())
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            running.add(sums)
+            if progress and (step % 50 == 0 or step == len(batches)):   # reading the loss syncs the GPU
+                bar.set_postfix(loss=f"{running.means()['loss']:.4f}")
+        row = {"epoch": epoch, **{f"train_{key}": value for key, value in running.means().items()}}
+        if valid is not None:
+            losses = evaluate_loss(model, valid, tasks=tasks, task_masks=task_masks, task_weights=weights,
+                                   device=device, precision=precision)
+            row.update({f"valid_{key}": value for key, value in losses.items()})
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+
+        if valid is None:
+            best_epoch = epoch
+        elif row["valid_loss"] < best_loss:
+            best_loss, best_epoch = row["valid_loss"], epoch
+            best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+        elif epoch - best_epoch >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return FitResult(model=model, history=pd.DataFrame(rows), best_epoch=best_epoch)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: TensorDict, *, tasks: Sequence[str] = ("click",),
+                  task_masks: dict[str, str] | None = None, task_weights: dict[str, float] | None = None,
+                  batch_size: int = 65536, device: str | torch.device | None = None,
+                  precision: str = "fp32") -> dict[str, float]:
+    """The loss ``fit`` minimizes, over all of ``data``: {"loss": weighted total, "loss_<task>": mean}."""
+    tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
+    _check_data(data, "data", tasks, task_masks)
+    _check_positive(batch_size=batch_size)
+    _check_precision(precision)
+    device = _resolve_device(device)
+    model.to(device)
+    totals = _LossTotals(tasks, weights)
+    with _eval_mode(model):
+        for batch in Batches(to_device(data, device), batch_size, shuffle=False):
+            with _autocast(device, precision):
+                totals.add(task_loss_sums(model(batch), batch, tasks, task_masks))
+    return totals.means()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: TensorDict, *, batch_size: int = 65536,
+            device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, np.ndarray]:
+    """Probabilities (sigmoid of the logits) per task, one per row of ``data``, in input order."""
+    _check_positive(batch_size=batch_size)
+    _check_precision(precision)
+    device = _resolve_device(device)
+    model.to(device)
+    parts: dict[str, list[torch.Tensor]] = {}
+    with _eval_mode(model):
+        for batch in Batches(to_device(data, device), batch_size, shuffle=False):
+            with _autocast(device, precision):
+                logits = model(batch)
+            for task, logit in logits.items():
+                parts.setdefault(task, []).append(torch.sigmoid(logit.float()).cpu())
+    return {task: torch.cat(chunks).numpy() for task, chunks in parts.items()}
+
+
+class _LossTotals:
+    """Per-task loss sums and row counts over many batches, kept on the device until read."""
+
+    def __init__(self, tasks: Sequence[str], weights: dict[str, float]):
+        self.weights = weights
+        self.sums = dict.fromkeys(tasks, 0.0)
+        self.counts = dict.fromkeys(tasks, 0)
+
+    def add(self, sums: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for task, (total, count) in sums.items():
+            self.sums[task] = self.sums[task] + total.detach()
+            self.counts[task] = self.counts[task] + count
+
+    def means(self) -> dict[str, float]:
+        """{"loss": sum_t weight_t * mean_t over tasks with rows, "loss_<task>": mean_t (nan: no rows)}."""
+        means = {task: float(self.sums[task] / self.counts[task]) if int(self.counts[task]) > 0 else math.nan
+                 for task in self.sums}
+        total = sum(self.weights[task] * mean for task, mean in means.items() if not math.isnan(mean))
+        return {"loss": total, **{f"loss_{task}": mean for task, mean in means.items()}}
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Switch off dropout (and friends) inside the block, then restore the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_tasks(
+    tasks: Sequence[str], task_masks: dict[str, str] | None, task_weights: dict[str, float] | None,
+) -> tuple[tuple[str, ...], dict[str, str], dict[str, float]]:
+    """Tasks as a tuple, masks as a dict, and a weight for every task (1 unless given)."""
+    tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    if not tasks or len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks must be distinct names, at least one, got {tasks!r}")
+    task_masks, task_weights = dict(task_masks or {}), dict(task_weights or {})
+    for argument, named in (("task_masks", task_masks), ("task_weights", task_weights)):
+        unknown = sorted(set(named) - set(tasks))
+        if unknown:
+            raise ValueError(f"{argument} names task(s) {unknown} that are not in tasks {list(tasks)}")
+    for task, weight in task_weights.items():
+        if not weight >= 0:
+            raise ValueError(f"task_weights[{task!r}] must be >= 0, got {weight!r}")
+    weights = {task: float(task_weights.get(task, 1.0)) for task in tasks}
+    return tasks, task_masks, weights
+
+
+def _check_data(data: TensorDict, name: str, tasks: Sequence[str], task_masks: dict[str, str]) -> None:
+    num_rows(data, name)
+    for task in tasks:
+        if f"label_{task}" not in data:
+            raise ValueError(f"{name} has no 'label_{task}' for task {task!r}")
+    for task, key in task_masks.items():
+        if key not in data:
+            raise ValueError(f"{name} has no {key!r}, the mask of task {task!r} in task_masks")
+
+
+def _check_positive(**values: int) -> None:
+    for argument, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")

@@ -1,0 +1,103 @@
+"""Mini-batching: every row once per epoch, seeded order, index-selected slices."""
+
+import numpy as np
+import pytest
+import torch
+
+from ranking.batches import Batches, num_rows, subset, to_device
+
+torch.set_num_threads(1)
+
+
+def make_data(n: int = 1003) -> dict[str, torch.Tensor]:
+    return {
+        "row": torch.arange(n),                                          # (N,) each row knows its position
+        "dense": torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 3),   # (N, 3)
+        "label_click": (torch.arange(n) % 2).float(),
+    }
+
+
+def epoch_rows(batches: Batches) -> list[int]:
+    return torch.cat([batch["row"] for batch in batches]).tolist()
+
+
+@pytest.mark.parametrize("drop_last, expected_batches", [(False, 11), (True, 10)])
+def test_len_and_batch_shapes(drop_last, expected_batches):
+    batches = Batches(make_data(1003), batch_size=100, drop_last=drop_last)
+    assert len(batches) == expected_batches
+    sizes = [len(batch["row"]) for batch in batches]
+    assert len(sizes) == expected_batches
+    assert sizes[:10] == [100] * 10
+    if not drop_last:
+        assert sizes[-1] == 3
+    for batch in batches:
+        assert batch["dense"].shape == (len(batch["row"]), 3)
+        assert set(batch) == {"row", "dense", "label_click"}
+
+
+def test_every_row_exactly_once_per_epoch_and_rows_stay_aligned():
+    batches = Batches(make_data(), batch_size=64, seed=3)
+    for _ in range(3):
+        rows = []
+        for batch in batches:
+            assert torch.equal(batch["dense"][:, 0].long(), batch["row"])   # keys cut with the same index
+            assert torch.equal(batch["label_click"], (batch["row"] % 2).float())
+            rows += batch["row"].tolist()
+        assert sorted(rows) == list(range(1003))
+
+
+def test_drop_last_drops_only_the_incomplete_tail():
+    rows = epoch_rows(Batches(make_data(), batch_size=100, drop_last=True, seed=0))
+    assert len(rows) == 1000 and len(set(rows)) == 1000
+
+
+def test_same_seed_same_order_and_new_order_each_epoch():
+    first, second = Batches(make_data(), 64, seed=7), Batches(make_data(), 64, seed=7)
+    epoch_0, epoch_1 = epoch_rows(first), epoch_rows(first)
+    assert epoch_0 == epoch_rows(second)
+    assert epoch_1 == epoch_rows(second)
+    assert epoch_0 != epoch_1
+    assert epoch_0 != list(range(1003))
+
+
+def test_different_seeds_give_different_orders():
+    assert epoch_rows(Batches(make_data(), 64, seed=0)) != epoch_rows(Batches(make_data(), 64, seed=1))
+
+
+def test_no_shuffle_keeps_input_order():
+    assert epoch_rows(Batches(make_data(), 64, shuffle=False)) == list(range(1003))
+
+
+def test_subset_by_positions_and_by_mask():
+    data = make_data(10)
+    picked = subset(data, torch.tensor([7, 2, 2]))
+    assert picked["row"].tolist() == [7, 2, 2]
+    assert picked["dense"].shape == (3, 3)
+    masked = subset(data, np.arange(10) >= 6)
+    assert masked["row"].tolist() == [6, 7, 8, 9]
+    assert subset(data, [0, 9])["row"].tolist() == [0, 9]
+
+
+def test_to_device_moves_every_tensor():
+    moved = to_device(make_data(5), "cpu")
+    assert all(tensor.device.type == "cpu" for tensor in moved.values())
+    assert set(moved) == {"row", "dense", "label_click"}
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="empty"):
+        num_rows({})
+    with pytest.raises(ValueError, match="no rows"):
+        num_rows({"row": torch.zeros(0)})
+    with pytest.raises(ValueError, match="disagree"):
+        num_rows({"row": torch.zeros(4), "dense": torch.zeros(5, 2)})
+    with pytest.raises(ValueError, match="'row'"):
+        num_rows({"row": torch.tensor(1.0)})
+    with pytest.raises(ValueError, match="batch_size"):
+        Batches(make_data(), batch_size=0)
+    with pytest.raises(ValueError, match="drop_last"):
+        Batches(make_data(10), batch_size=11, drop_last=True)
+    with pytest.raises(ValueError, match="boolean"):
+        subset(make_data(10), torch.ones(9, dtype=torch.bool))
+    with pytest.raises(ValueError, match="index"):
+        subset(make_data(10), torch.tensor([0.5]))

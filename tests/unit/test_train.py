@@ -1,0 +1,247 @@
+"""The training loop on a synthetic dataset whose true click and conversion probabilities are known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ranking.batches import subset
+from ranking.nn import EmbeddingMLP, LogisticRegression
+from ranking.train import FitResult, evaluate_loss, fit, predict, task_loss_sums
+
+torch.set_num_threads(1)
+
+N_USERS = 200
+CARDINALITIES = {"user_id": N_USERS, "surface": 3}
+DENSE_EFFECT = torch.tensor([0.8, -0.5, 0.3])
+
+
+def make_data(n: int = 20_000, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Clicks from a known logistic model; conversions exist only on clicks."""
+    generator = torch.Generator().manual_seed(seed)
+    user = torch.randint(0, N_USERS, (n,), generator=generator)
+    surface = torch.randint(0, 3, (n,), generator=generator)
+    dense = torch.randn(n, 3, generator=generator)
+    user_offset = torch.randn(N_USERS, generator=generator)
+    click_logit = -1.0 + user_offset[user] + torch.tensor([0.5, 0.0, -0.5])[surface] + dense @ DENSE_EFFECT
+    p_click = torch.sigmoid(click_logit)
+    p_conversion = torch.sigmoid(-0.5 + dense[:, 1] + 0.5 * user_offset[user])   # given a click
+    click = torch.bernoulli(p_click, generator=generator)
+    conversion = click * torch.bernoulli(p_conversion, generator=generator)
+    return {"user_id": user, "surface": surface, "dense": dense,
+            "label_click": click, "label_conversion": conversion,
+            "oracle_click": p_click, "oracle_conversion": p_conversion}
+
+
+def log_loss(p, y) -> float:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(y, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+@pytest.fixture(scope="module")
+def data():
+    everything = make_data()
+    return subset(everything, torch.arange(16_000)), subset(everything, torch.arange(16_000, 20_000))
+
+
+def build(model_class, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return model_class(CARDINALITIES, n_dense=3, **kwargs)
+
+
+def fit_lr(train, valid=None, **kwargs) -> FitResult:
+    options = dict(lr=0.05, batch_size=512, epochs=4, progress=False)
+    return fit(build(LogisticRegression), train, valid, **{**options, **kwargs})
+
+
+def test_logistic_regression_learns_the_planted_model(data):
+    train, valid = data
+    result = fit_lr(train, valid)
+    y = valid["label_click"]
+    base_rate = log_loss(np.full(len(y), float(train["label_click"].mean())), y)
+    oracle = log_loss(valid["oracle_click"], y)
+    model = log_loss(predict(result.model, valid)["click"], y)
+    assert model < base_rate - 0.8 * (base_rate - oracle)
+    assert model < oracle + 0.02
+    torch.testing.assert_close(result.model.dense_weights.weight[0].detach(), DENSE_EFFECT, atol=0.12, rtol=0)
+
+
+def test_embedding_mlp_learns_click_and_conversion_on_clicks(data):
+    train, valid = data
+    tasks = ("click", "conversion")
+    result = fit(build(EmbeddingMLP, tasks=tasks, hidden=(64, 32)), train, valid, tasks=tasks,
+                 task_masks={"conversion": "label_click"}, lr=3e-3, batch_size=512, epochs=5, progress=False)
+    predicted = predict(result.model, valid)
+    clicked = valid["label_click"].numpy() == 1
+    for task, rows in (("click", slice(None)), ("conversion", clicked)):
+        y = valid[f"label_{task}"].numpy()[rows]
+        base_rate = log_loss(np.full(len(y), y.mean()), y)
+        oracle = log_loss(valid[f"oracle_{task}"].numpy()[rows], y)
+        model = log_loss(predicted[task][rows], y)
+        assert model < base_rate - 0.7 * (base_rate - oracle), task
+        assert model < oracle + 0.03, task
+
+
+def test_history_columns_and_best_epoch(data):
+    train, valid = data
+    result = fit(build(EmbeddingMLP, tasks=("click", "conversion"), hidden=(16,)), train, valid,
+                 tasks=("click", "conversion"), task_masks={"conversion": "label_click"},
+                 task_weights={"conversion": 0.5}, epochs=2, batch_size=2048, progress=False)
+    history = result.history
+    assert isinstance(history, pd.DataFrame)
+    assert list(history.columns) == ["epoch", "train_loss", "train_loss_click", "train_loss_conversion",
+                                     "valid_loss", "valid_loss_click", "valid_loss_conversion", "seconds"]
+    assert history["epoch"].tolist() == [1, 2]
+    expected = history["valid_loss_click"] + 0.5 * history["valid_loss_conversion"]
+    np.testing.assert_allclose(history["valid_loss"], expected, rtol=1e-6)
+    assert result.best_epoch == int(history.loc[history["valid_loss"].idxmin(), "epoch"])
+    without_valid = fit_lr(train, epochs=2, progress=True)
+    assert "valid_loss" not in without_valid.history and without_valid.best_epoch == 2
+
+
+def test_masked_task_loss_counts_only_rows_in_the_mask():
+    batch = {"label_click": torch.tensor([1.0, 0.0, 1.0, 0.0]),
+             "label_conversion": torch.tensor([1.0, 1.0, 0.0, 1.0])}
+    logits = {"click": torch.zeros(4), "conversion": torch.tensor([2.0, -9.0, -1.0, 5.0])}
+    sums = task_loss_sums(logits, batch, ("click", "conversion"), {"conversion": "label_click"})
+    click_sum, click_rows = sums["click"]
+    conversion_sum, conversion_rows = sums["conversion"]
+    assert int(click_rows) == 4 and float(click_sum) == pytest.approx(4 * math.log(2))
+    assert int(conversion_rows) == 2
+    assert float(conversion_sum) == pytest.approx(math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0)))
+    no_clicks = dict(batch, label_click=torch.zeros(4))
+    conversion_sum, conversion_rows = task_loss_sums(logits, no_clicks, ("conversion",),
+                                                     {"conversion": "label_click"})["conversion"]
+    assert int(conversion_rows) == 0 and float(conversion_sum) == 0.0
+
+
+def test_task_mask_makes_labels_outside_the_mask_irrelevant(data):
+    train, _ = data
+    not_clicked = train["label_click"] == 0
+    coin = torch.full_like(train["label_conversion"], 0.5)
+    noise = torch.bernoulli(coin, generator=torch.Generator().manual_seed(1))
+    corrupted = dict(train, label_conversion=torch.where(not_clicked, noise, train["label_conversion"]))
+    tasks = ("click", "conversion")
+
+    def weights_after_fit(train_data, task_masks):
+        model = fit(build(LogisticRegression, tasks=tasks), train_data, tasks=tasks, task_masks=task_masks,
+                    epochs=1, batch_size=1024, lr=0.05, progress=False).model
+        return model.state_dict()
+
+    masked = {"conversion": "label_click"}
+    clean, noisy = weights_after_fit(train, masked), weights_after_fit(corrupted, masked)
+    assert all(torch.equal(clean[key], noisy[key]) for key in clean)
+    clean, noisy = weights_after_fit(train, None), weights_after_fit(corrupted, None)
+    assert not torch.equal(clean["bias"], noisy["bias"])
+
+
+def test_zero_task_weight_leaves_that_head_untouched(data):
+    train, _ = data
+    tasks = ("click", "conversion")
+    model = build(EmbeddingMLP, tasks=tasks, hidden=(16,))
+    before = {task: head.weight.detach().clone() for task, head in model.heads.items()}
+    fit(model, train, tasks=tasks, task_weights={"conversion": 0.0}, epochs=1, batch_size=2048,
+        progress=False)
+    assert torch.equal(model.heads["conversion"].weight, before["conversion"])
+    assert not torch.equal(model.heads["click"].weight, before["click"])
+
+
+def test_early_stopping_restores_the_best_epoch():
+    """Random labels and one id per row: the model can only memorize, so valid loss soon rises."""
+    generator = torch.Generator().manual_seed(0)
+
+    def noise(n, first_id):
+        return {"user_id": torch.arange(first_id, first_id + n),
+                "surface": torch.randint(0, 3, (n,), generator=generator),
+                "dense": torch.randn(n, 3, generator=generator),
+                "label_click": torch.bernoulli(torch.full((n,), 0.5), generator=generator)}
+
+    train, valid = noise(150, 0), noise(50, 150)
+    model = build(EmbeddingMLP, hidden=(64,))
+    result = fit(model, train, valid, epochs=30, batch_size=32, lr=0.01, patience=2, progress=False)
+    history = result.history
+    assert len(history) < 30                                        # stopped early
+    assert len(history) == result.best_epoch + 2                    # after `patience` worse epochs
+    best = history.loc[history["epoch"] == result.best_epoch, "valid_loss"].item()
+    assert best == history["valid_loss"].min() < history["valid_loss"].iloc[-1]
+    restored = evaluate_loss(result.model, valid)["loss"]
+    assert restored == pytest.approx(best, rel=1e-6)
+
+
+def test_same_seed_gives_identical_weights_and_other_seeds_differ(data):
+    train, valid = data
+    small = subset(train, torch.arange(4000))
+
+    def trained(seed):
+        model = build(EmbeddingMLP, seed=0, hidden=(16,), dropout=0.2)
+        fit(model, small, valid, epochs=2, batch_size=256, seed=seed, progress=False)
+        return model.state_dict()
+
+    first, again, other = trained(0), trained(0), trained(1)
+    assert all(torch.equal(first[key], again[key]) for key in first)
+    assert not all(torch.equal(first[key], other[key]) for key in first)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_trains_on_cpu(data, precision):
+    train, valid = data
+    result = fit(build(EmbeddingMLP, hidden=(32,)), train, valid, epochs=2, batch_size=1024, lr=3e-3,
+                 precision=precision, device="cpu", progress=False)
+    assert np.isfinite(result.history[["train_loss", "valid_loss"]].to_numpy()).all()
+    assert result.history["valid_loss"].min() < log_loss(np.full(4000, 0.3), valid["label_click"])
+    p = predict(result.model, valid, precision=precision)["click"]
+    assert p.dtype == np.float32 and np.all((p >= 0) & (p <= 1))
+
+
+def test_predictions_are_probabilities_in_input_order(data):
+    train, valid = data
+    model = fit_lr(train, epochs=1).model
+    p = predict(model, valid, batch_size=777)["click"]
+    assert p.shape == (4000,) and p.dtype == np.float32
+    assert np.all((p >= 0) & (p <= 1))
+    order = torch.randperm(4000, generator=torch.Generator().manual_seed(0))
+    shuffled = predict(model, subset(valid, order), batch_size=1000)["click"]
+    np.testing.assert_allclose(shuffled, p[order.numpy()], rtol=1e-6)
+    model.train()
+    predict(model, valid)
+    assert model.training                                           # mode is restored
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(tasks=("save",)), "label_save"),
+    (dict(tasks=()), "tasks"),
+    (dict(task_masks={"conversion": "label_click"}), "task_masks"),
+    (dict(tasks=("click", "conversion"), task_masks={"conversion": "label_purchase"}), "label_purchase"),
+    (dict(task_weights={"click": -1.0}), "task_weights"),
+    (dict(precision="fp8"), "precision"),
+    (dict(epochs=0), "epochs"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(patience=0), "patience"),
+])
+def test_bad_arguments_raise(data, change, match):
+    train, _ = data
+    with pytest.raises(ValueError, match=match):
+        fit(build(LogisticRegression), train, **{"progress": False, **change})
+
+
+def test_bad_data_raises(data):
+    train, valid = data
+    model = build(LogisticRegression)
+    with pytest.raises(ValueError, match="train is empty"):
+        fit(model, {}, progress=False)
+    with pytest.raises(ValueError, match="train has no rows"):
+        fit(model, subset(train, torch.arange(0)), progress=False)
+    with pytest.raises(ValueError, match="disagree"):
+        fit(model, dict(train, dense=train["dense"][:10]), progress=False)
+    with pytest.raises(ValueError, match="valid has no 'label_click'"):
+        unlabeled = {key: value for key, value in valid.items() if key != "label_click"}
+        fit(model, train, unlabeled, progress=False)
+    with pytest.raises(ValueError, match="no logits for task"):
+        fit(model, train, tasks=("conversion",), progress=False)
+    with pytest.raises(ValueError, match="precision"):
+        predict(model, valid, precision="int8")
+    with pytest.raises(ValueError, match="data is empty"):
+        predict(model, {})
