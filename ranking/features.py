@@ -150,6 +150,8 @@ class FeatureEncoder:
             if self.spec.log1p and name in COUNT_LIKE:
                 values = np.log1p(np.maximum(values, 0.0))
             columns.append(values)
+        if not columns:
+            return np.empty((len(frame), 0))
         return np.stack(columns, axis=1)
 
     def dense(self, frame: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Ranking Ads in Practice: simulated ad logs, features, models and metrics."""

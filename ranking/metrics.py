@@ -1,0 +1,250 @@
+"""How good are predicted click probabilities? Ranking, log loss and calibration.
+
+An ad ranker needs probabilities that both order ads well (AUC) and are right
+on average (calibration), because the auction multiplies them by bids. Log
+loss covers both; normalized entropy (He et al. 2014) divides it by the log
+loss of always predicting the base rate, so figures compare across data sets.
+On simulated logs we also know the true probabilities, so `oracle_report`
+shows how much of the gap from the base rate to the oracle a model closes.
+
+Every metric accepts numpy arrays, lists, pandas Series or torch tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+ArrayLike = np.ndarray | Sequence[float] | pd.Series | torch.Tensor
+"""Anything 1-d that holds numbers: labels (0 or 1) or probabilities."""
+
+BASE_RATE_ROW = "base rate"
+ORACLE_ROW = "oracle"
+ECE_STRATEGIES = ("quantile", "uniform")
+
+
+def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
+    """Convert one input to a float64 1-d numpy array, rejecting empty or NaN input."""
+    if isinstance(values, torch.Tensor):
+        array = values.detach().cpu().to(torch.float64).numpy()
+    else:
+        array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-d, got shape {array.shape} (use .reshape(-1))")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN")
+    return array
+
+
+def _check_inputs(labels: ArrayLike, probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Convert and validate labels (0 or 1) and probabilities (in [0, 1]) of equal length."""
+    y = _to_numpy(labels, "labels")
+    p = _to_numpy(probs, "probs")
+    if len(y) != len(p):
+        raise ValueError(f"labels and probs must have the same length, got {len(y)} and {len(p)}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError(f"labels must be 0 or 1, got values {np.unique(y)[:10]}")
+    if p.min() < 0 or p.max() > 1:
+        raise ValueError(f"probs must lie in [0, 1], got range [{p.min()}, {p.max()}]")
+    return y, p
+
+
+def _check_n_bins(n_bins: int) -> None:
+    """Bins are counted in whole numbers and there must be at least one."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
+
+
+def auc(labels: ArrayLike, probs: ArrayLike) -> float:
+    """ROC AUC: the chance that a random positive scores above a random negative.
+
+    Computed from ranks (the Mann-Whitney U statistic): sort once, give tied
+    scores their average rank, and sum the ranks of the positives. Ties count
+    as half a win, so a constant score gives 0.5. O(n log n), pure numpy.
+    """
+    y, p = _check_inputs(labels, probs)
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("auc needs both classes in labels, got only one")
+
+    order = np.argsort(p)
+    sorted_probs = p[order]
+    sorted_labels = y[order]
+
+    # A run is a block of equal scores: run [start, end) shares the mean of ranks start+1 .. end.
+    is_run_start = np.empty(len(p), dtype=bool)
+    is_run_start[0] = True
+    is_run_start[1:] = sorted_probs[1:] != sorted_probs[:-1]
+    run_starts = np.flatnonzero(is_run_start)
+    run_ends = np.append(run_starts[1:], len(p))
+    average_rank_per_run = (run_starts + 1 + run_ends) / 2.0
+    positives_per_run = np.add.reduceat(sorted_labels, run_starts)
+
+    positive_rank_sum = positives_per_run @ average_rank_per_run
+    # Subtracting the smallest possible rank sum leaves the positive-over-negative wins.
+    wins = positive_rank_sum - n_pos * (n_pos + 1) / 2.0
+    return float(wins / (n_pos * n_neg))
+
+
+def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy (natural log), with probs clipped to [eps, 1 - eps].
+
+    Clipping keeps one confident mistake from making the loss infinite.
+    """
+    if not 0 < eps < 0.5:
+        raise ValueError(f"eps must be in (0, 0.5), got {eps}")
+    y, p = _check_inputs(labels, probs)
+    p = np.clip(p, eps, 1 - eps)
+    losses = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return float(losses.mean())
+
+
+def normalized_entropy(labels: ArrayLike, probs: ArrayLike) -> float:
+    """Log loss divided by the entropy of the base rate (He et al. 2014).
+
+    The entropy of the base rate is the log loss of always predicting the
+    observed click rate, so that predictor scores exactly 1. Lower is better;
+    1 - NE is the share of the base-rate log loss a model removes.
+    """
+    y, p = _check_inputs(labels, probs)
+    base_rate = y.mean()
+    if base_rate == 0 or base_rate == 1:
+        raise ValueError("normalized_entropy needs both classes in labels, got only one")
+    base_entropy = -(base_rate * np.log(base_rate) + (1 - base_rate) * np.log1p(-base_rate))
+    return float(logloss(y, p) / base_entropy)
+
+
+def _bin_index(probs: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
+    """Bin number (0 .. n_bins - 1) of each probability.
+
+    "uniform": equal-width bins on [0, 1]. "quantile": bins holding about the
+    same number of rows, which keeps bins populated when clicks are rare.
+    Bins are (low, high], like Guo et al. 2017; the first bin also holds its low edge.
+    """
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    elif strategy == "quantile":
+        edges = np.quantile(probs, np.linspace(0.0, 1.0, n_bins + 1))
+    else:
+        raise ValueError(f"strategy must be one of {ECE_STRATEGIES}, got {strategy!r}")
+    inner_edges = edges[1:-1]
+    return np.searchsorted(inner_edges, probs, side="left")
+
+
+def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 15,
+        strategy: str = "quantile") -> float:
+    """Expected calibration error: sum over bins of |B|/n * |observed rate - mean prob|.
+
+    Put the predictions into bins, compare each bin's click rate to its mean
+    predicted probability, and average the gaps weighted by bin size.
+    strategy "quantile" gives bins of equal row counts (good for rare clicks);
+    "uniform" gives equal-width bins on [0, 1] (Guo et al. 2017).
+    """
+    _check_n_bins(n_bins)
+    y, p = _check_inputs(labels, probs)
+    bins = _bin_index(p, n_bins, strategy)
+    clicks_per_bin = np.bincount(bins, weights=y, minlength=n_bins)
+    predicted_per_bin = np.bincount(bins, weights=p, minlength=n_bins)
+    # |B|/n * |sum(y)/|B| - sum(p)/|B|| simplifies to |sum(y) - sum(p)| / n.
+    return float(np.abs(clicks_per_bin - predicted_per_bin).sum() / len(y))
+
+
+def calibration_ratio(labels: ArrayLike, probs: ArrayLike) -> float:
+    """Mean predicted probability over observed click rate (He et al. 2014); 1.0 is calibrated.
+
+    Above 1 the model over-predicts clicks, so advertisers would be over-charged.
+    """
+    y, p = _check_inputs(labels, probs)
+    if y.sum() == 0:
+        raise ValueError("calibration_ratio needs at least one positive label")
+    return float(p.mean() / y.mean())
+
+
+def calibration_table(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
+    """Per quantile bin of probs: mean prediction, observed rate, count and their ratio.
+
+    This is the data of a reliability plot: a calibrated model has
+    mean_prediction close to observed_rate in every bin. Empty bins (from tied
+    probabilities) are left out; ratio is NaN in bins with no positives.
+    """
+    _check_n_bins(n_bins)
+    y, p = _check_inputs(labels, probs)
+    bins = _bin_index(p, n_bins, "quantile")
+    counts = np.bincount(bins, minlength=n_bins)
+    clicks = np.bincount(bins, weights=y, minlength=n_bins)
+    predicted = np.bincount(bins, weights=p, minlength=n_bins)
+
+    filled = counts > 0
+    mean_prediction = predicted[filled] / counts[filled]
+    observed_rate = clicks[filled] / counts[filled]
+    ratio = np.full(len(observed_rate), np.nan)
+    has_clicks = observed_rate > 0
+    ratio[has_clicks] = mean_prediction[has_clicks] / observed_rate[has_clicks]
+
+    table = pd.DataFrame({
+        "mean_prediction": mean_prediction,
+        "observed_rate": observed_rate,
+        "count": counts[filled],
+        "ratio": ratio,
+    }, index=pd.Index(np.flatnonzero(filled), name="bin"))
+    return table
+
+
+def gap_closed(model_logloss: float, base_logloss: float, oracle_logloss: float) -> float:
+    """Share of the log-loss gap from the base-rate predictor to the oracle a model closes.
+
+    (base - model) / (base - oracle): 0 means no better than the base rate,
+    1 means as good as the true probabilities, negative means worse than the base rate.
+    """
+    if not oracle_logloss < base_logloss:
+        raise ValueError(
+            f"oracle_logloss must be below base_logloss, got {oracle_logloss} and {base_logloss}")
+    return float((base_logloss - model_logloss) / (base_logloss - oracle_logloss))
+
+
+def oracle_report(labels: ArrayLike, predictions: Mapping[str, ArrayLike],
+                  oracle_probs: ArrayLike, base_rate: float | None = None) -> pd.DataFrame:
+    """One row per predictor: the base rate, each model, then the oracle.
+
+    The base-rate row predicts a constant `base_rate` (default: the mean of
+    `labels`; pass the training base rate to score an honest baseline). The
+    oracle row uses the true probabilities the simulator drew labels from.
+    Columns: logloss, normalized_entropy, auc (NaN for the constant base rate),
+    ece, calibration_ratio and gap_closed (0 for the base rate, 1 for the oracle).
+    """
+    y = _to_numpy(labels, "labels")
+    if base_rate is None:
+        base_rate = float(y.mean())
+    if not 0 < base_rate < 1:
+        raise ValueError(f"base_rate must be in (0, 1), got {base_rate}")
+    for name in predictions:
+        if name in (BASE_RATE_ROW, ORACLE_ROW):
+            raise ValueError(f"predictions must not use the reserved name {name!r}")
+
+    rows = {BASE_RATE_ROW: np.full(len(y), base_rate)}
+    rows.update(predictions)
+    rows[ORACLE_ROW] = oracle_probs
+
+    loglosses = {name: logloss(y, probs) for name, probs in rows.items()}
+    base_logloss = loglosses[BASE_RATE_ROW]
+    oracle_logloss = loglosses[ORACLE_ROW]
+
+    records = []
+    for name, probs in rows.items():
+        is_constant = name == BASE_RATE_ROW
+        records.append({
+            "predictor": name,
+            "logloss": loglosses[name],
+            "normalized_entropy": normalized_entropy(y, probs),
+            "auc": np.nan if is_constant else auc(y, probs),
+            "ece": ece(y, probs),
+            "calibration_ratio": calibration_ratio(y, probs),
+            "gap_closed": gap_closed(loglosses[name], base_logloss, oracle_logloss),
+        })
+    return pd.DataFrame.from_records(records, index="predictor")

@@ -1,0 +1,285 @@
+"""Metrics: cross-checks against scikit-learn and direct formulas, known values, bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import log_loss, roc_auc_score
+
+from ranking.metrics import (
+    auc,
+    calibration_ratio,
+    calibration_table,
+    ece,
+    gap_closed,
+    logloss,
+    normalized_entropy,
+    oracle_report,
+)
+
+N_ROWS = 200_000
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    """Click-like data drawn from known probabilities (mean about 6%, all below 0.5)."""
+    rng = np.random.default_rng(0)
+    probs = rng.beta(2, 30, size=N_ROWS)
+    labels = (rng.random(N_ROWS) < probs).astype(np.int64)
+    return labels, probs
+
+
+def direct_ece(labels, probs, edges):
+    """ECE by looping over bins (low, high], the first bin also taking its low edge."""
+    total = 0.0
+    for b in range(len(edges) - 1):
+        if b == 0:
+            in_bin = probs <= edges[1]
+        else:
+            in_bin = (probs > edges[b]) & (probs <= edges[b + 1])
+        if in_bin.any():
+            gap = abs(labels[in_bin].mean() - probs[in_bin].mean())
+            total += in_bin.mean() * gap
+    return total
+
+
+# ---- auc ----
+
+@pytest.mark.parametrize("decimals", [1, 2, 4, None])
+def test_auc_matches_sklearn_with_ties(decimals):
+    rng = np.random.default_rng(1)
+    probs = rng.random(20_000)
+    labels = (rng.random(20_000) < probs).astype(int)
+    if decimals is not None:
+        probs = np.round(probs, decimals)
+    assert auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-12)
+
+
+def test_auc_heavy_ties_matches_sklearn():
+    rng = np.random.default_rng(2)
+    probs = rng.choice([0.1, 0.2, 0.7], size=50_000, p=[0.6, 0.3, 0.1])
+    labels = (rng.random(50_000) < probs).astype(int)
+    expected = roc_auc_score(labels, probs)
+    assert auc(labels, probs) == pytest.approx(expected, abs=1e-12)
+    assert 0.6 < expected < 0.9
+
+
+def test_auc_one_million_rows_matches_sklearn():
+    rng = np.random.default_rng(3)
+    probs = np.round(rng.beta(1, 30, size=1_000_000), 3)
+    labels = (rng.random(1_000_000) < probs).astype(int)
+    assert auc(labels, probs) == pytest.approx(roc_auc_score(labels, probs), abs=1e-10)
+
+
+def test_auc_known_values():
+    labels = [0, 0, 1, 1]
+    assert auc(labels, [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert auc(labels, [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert auc(labels, [0.3, 0.3, 0.3, 0.3]) == 0.5
+    # Pairs (pos, neg): (0.2 vs 0.2) tie = 0.5, (0.2 vs 0.5) loss, (0.6 vs both) two wins.
+    assert auc([0, 1, 1, 0], [0.2, 0.2, 0.6, 0.5]) == 0.625
+
+
+# ---- logloss and normalized entropy ----
+
+def test_logloss_matches_sklearn(calibrated):
+    labels, probs = calibrated
+    assert logloss(labels, probs) == pytest.approx(log_loss(labels, probs), rel=1e-12)
+
+
+def test_logloss_clips_confident_mistakes():
+    value = logloss([1, 0], [0.0, 0.0], eps=1e-7)
+    expected = (-np.log(1e-7) - np.log(1 - 1e-7)) / 2
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_normalized_entropy_matches_formula(calibrated):
+    labels, probs = calibrated
+    rate = labels.mean()
+    base_entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    expected = log_loss(labels, probs) / base_entropy
+    assert normalized_entropy(labels, probs) == pytest.approx(expected, rel=1e-12)
+    assert normalized_entropy(labels, probs) < 0.95
+
+
+def test_base_rate_predictor_has_normalized_entropy_one(calibrated):
+    labels, _ = calibrated
+    constant = np.full(len(labels), labels.mean())
+    assert normalized_entropy(labels, constant) == pytest.approx(1.0, abs=1e-12)
+
+
+# ---- calibration ----
+
+def test_ece_uniform_matches_direct_formula(calibrated):
+    labels, probs = calibrated
+    rng = np.random.default_rng(4)
+    noisy = np.clip(probs * rng.uniform(0.5, 1.5, size=len(probs)), 0, 1)
+    edges = np.linspace(0, 1, 11)
+    expected = direct_ece(labels, noisy, edges)
+    assert ece(labels, noisy, n_bins=10, strategy="uniform") == pytest.approx(expected, rel=1e-9)
+
+
+def test_ece_quantile_matches_direct_formula_with_ties():
+    rng = np.random.default_rng(5)
+    probs = np.round(rng.beta(2, 20, size=30_000), 2)
+    # Under-predicts low probabilities and over-predicts high ones, so gaps change sign.
+    true_probs = np.where(probs < 0.08, 2 * probs, 0.5 * probs)
+    labels = (rng.random(30_000) < true_probs).astype(int)
+    # Five bins are coarse enough that whole tie groups sit on the bin edges.
+    edges = np.quantile(probs, np.linspace(0, 1, 6))
+    expected = direct_ece(labels, probs, edges)
+    assert ece(labels, probs, n_bins=5, strategy="quantile") == pytest.approx(expected, rel=1e-9)
+    assert expected > 0.005
+
+
+def test_ece_bins_are_closed_on_the_right():
+    # With two uniform bins, 0.5 falls in (0, 0.5]: gaps 0.5 and 0.9, each bin half the rows.
+    assert ece([1, 1, 0, 0], [0.5, 0.5, 0.9, 0.9], n_bins=2, strategy="uniform") == pytest.approx(0.7)
+
+
+def test_calibrated_probabilities_have_small_ece_and_ratio_one(calibrated):
+    labels, probs = calibrated
+    assert ece(labels, probs) < 0.005
+    assert ece(labels, probs, strategy="uniform") < 0.005
+    assert calibration_ratio(labels, probs) == pytest.approx(1.0, abs=0.02)
+
+
+def test_doubled_probabilities_have_ratio_two(calibrated):
+    labels, probs = calibrated
+    doubled = 2 * probs
+    assert calibration_ratio(labels, doubled) == pytest.approx(2.0, abs=0.04)
+    assert calibration_ratio(labels, doubled) == pytest.approx(
+        2 * calibration_ratio(labels, probs), rel=1e-12)
+    assert ece(labels, doubled) > 0.05
+
+
+def test_calibration_table(calibrated):
+    labels, probs = calibrated
+    table = calibration_table(labels, probs, n_bins=10)
+    assert list(table.columns) == ["mean_prediction", "observed_rate", "count", "ratio"]
+    assert len(table) == 10
+    assert table["count"].sum() == N_ROWS
+    assert table["count"].min() >= N_ROWS // 10 - 1
+    assert table["mean_prediction"].is_monotonic_increasing
+    np.testing.assert_allclose(table["observed_rate"], table["mean_prediction"], atol=0.01)
+    np.testing.assert_allclose(table["ratio"], table["mean_prediction"] / table["observed_rate"])
+    low_bin = probs <= np.quantile(probs, 0.1)
+    assert table["observed_rate"].iloc[0] == pytest.approx(labels[low_bin].mean())
+
+
+def test_calibration_table_ratio_is_nan_without_clicks():
+    table = calibration_table([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], n_bins=2)
+    assert table["count"].tolist() == [2, 2]
+    assert np.isnan(table["ratio"].iloc[0])
+    assert table["ratio"].iloc[1] == pytest.approx(0.85)
+
+
+# ---- gap closed and the oracle report ----
+
+def test_gap_closed():
+    assert gap_closed(0.30, base_logloss=0.30, oracle_logloss=0.20) == 0.0
+    assert gap_closed(0.20, base_logloss=0.30, oracle_logloss=0.20) == 1.0
+    assert gap_closed(0.25, base_logloss=0.30, oracle_logloss=0.20) == pytest.approx(0.5)
+    assert gap_closed(0.35, base_logloss=0.30, oracle_logloss=0.20) == pytest.approx(-0.5)
+
+
+def test_oracle_report(calibrated):
+    labels, probs = calibrated
+    rng = np.random.default_rng(6)
+    noisy = np.clip(probs * rng.lognormal(0, 0.5, size=len(probs)), 0, 1)
+    report = oracle_report(labels, {"noisy": noisy}, oracle_probs=probs, base_rate=0.05)
+
+    assert report.index.tolist() == ["base rate", "noisy", "oracle"]
+    assert report.columns.tolist() == [
+        "logloss", "normalized_entropy", "auc", "ece", "calibration_ratio", "gap_closed"]
+    base, model, oracle = report.loc["base rate"], report.loc["noisy"], report.loc["oracle"]
+    assert np.isnan(base["auc"])
+    assert base["gap_closed"] == 0.0
+    assert oracle["gap_closed"] == 1.0
+    assert 0 < model["gap_closed"] < 1
+    assert oracle["logloss"] < model["logloss"] < base["logloss"]
+    assert oracle["auc"] > model["auc"] > 0.5
+    assert base["normalized_entropy"] > 1  # 5% is not this sample's base rate
+    assert base["calibration_ratio"] == pytest.approx(0.05 / labels.mean())
+    assert model["logloss"] == pytest.approx(logloss(labels, noisy))
+    assert oracle["ece"] == pytest.approx(ece(labels, probs))
+
+
+def test_oracle_report_default_base_rate_is_label_mean(calibrated):
+    labels, probs = calibrated
+    report = oracle_report(labels, {}, oracle_probs=probs)
+    assert report.index.tolist() == ["base rate", "oracle"]
+    assert report.loc["base rate", "normalized_entropy"] == pytest.approx(1.0, abs=1e-12)
+    assert report.loc["base rate", "calibration_ratio"] == pytest.approx(1.0, abs=1e-12)
+
+
+# ---- input types ----
+
+def test_accepts_torch_tensors_pandas_series_and_lists(calibrated):
+    labels, probs = calibrated
+    expected_auc = auc(labels, probs)
+    expected_logloss = logloss(labels, probs)
+
+    label_tensor = torch.tensor(labels)
+    prob_tensor = torch.tensor(probs, dtype=torch.float64, requires_grad=True)
+    assert auc(label_tensor, prob_tensor) == expected_auc
+    assert logloss(label_tensor.bool(), prob_tensor) == pytest.approx(expected_logloss, rel=1e-12)
+    assert auc(label_tensor, prob_tensor.float()) == pytest.approx(expected_auc, abs=1e-4)
+
+    label_series = pd.Series(labels, index=np.arange(N_ROWS) * 3)
+    prob_series = pd.Series(probs, index=np.arange(N_ROWS) * 3)
+    assert auc(label_series, prob_series) == expected_auc
+    assert ece(label_series, prob_series) == ece(labels, probs)
+
+    assert auc(labels[:100].tolist(), probs[:100].tolist()) == auc(labels[:100], probs[:100])
+
+
+# ---- bad input ----
+
+METRICS = [auc, logloss, normalized_entropy, ece, calibration_ratio, calibration_table]
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize(("labels", "probs", "message"), [
+    ([0, 1, 1], [0.1, 0.9], "same length"),
+    ([0, 1], [0.1, np.nan], "probs contains NaN"),
+    ([0, np.nan], [0.1, 0.9], "labels contains NaN"),
+    ([0, 2], [0.1, 0.9], "labels must be 0 or 1"),
+    ([0, 1], [0.1, 1.5], r"probs must lie in \[0, 1\]"),
+    ([0, 1], [-0.1, 0.9], r"probs must lie in \[0, 1\]"),
+    ([], [], "labels must not be empty"),
+    ([[0, 1]], [[0.1, 0.9]], "labels must be 1-d"),
+])
+def test_bad_input_raises(metric, labels, probs, message):
+    with pytest.raises(ValueError, match=message):
+        metric(labels, probs)
+
+
+def test_single_class_raises():
+    with pytest.raises(ValueError, match="both classes"):
+        auc([1, 1, 1], [0.2, 0.5, 0.9])
+    with pytest.raises(ValueError, match="both classes"):
+        normalized_entropy([0, 0], [0.2, 0.5])
+    with pytest.raises(ValueError, match="at least one positive"):
+        calibration_ratio([0, 0], [0.2, 0.5])
+
+
+@pytest.mark.parametrize("n_bins", [0, -3, 2.5, True])
+def test_bad_n_bins_raises(n_bins):
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+        ece([0, 1], [0.2, 0.8], n_bins=n_bins)
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+        calibration_table([0, 1], [0.2, 0.8], n_bins=n_bins)
+
+
+def test_other_bad_arguments_raise():
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        ece([0, 1], [0.2, 0.8], strategy="equal")
+    with pytest.raises(ValueError, match="eps must be in"):
+        logloss([0, 1], [0.2, 0.8], eps=0.0)
+    with pytest.raises(ValueError, match="oracle_logloss must be below base_logloss"):
+        gap_closed(0.2, base_logloss=0.3, oracle_logloss=0.3)
+    with pytest.raises(ValueError, match="base_rate must be in"):
+        oracle_report([0, 1], {}, oracle_probs=[0.2, 0.8], base_rate=1.0)
+    with pytest.raises(ValueError, match="reserved name 'oracle'"):
+        oracle_report([0, 1], {"oracle": [0.3, 0.7]}, oracle_probs=[0.2, 0.8])
