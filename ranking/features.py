@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .simulate import ACTIONS, SURFACES, TASKS, AdLogs
-from .simulate.world import SECONDS_PER_DAY
+from .simulate.world import SECONDS_PER_DAY, search_sorted
 
 CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "hour_of_day",
                "category")
@@ -184,8 +184,8 @@ class FeatureEncoder:
         events = self._events
         user = frame["user_id"].to_numpy(np.int64)
         timestamp = frame["timestamp"].to_numpy(np.int64)
-        end = np.searchsorted(events.keys, _event_key(user, timestamp), side="left")   # (N,)
-        first = np.searchsorted(events.keys, _event_key(user, events.earliest), side="left")
+        end = search_sorted(events.keys, _event_key(user, timestamp))          # (N,) events before
+        first = search_sorted(events.keys, _event_key(user, events.earliest))  # (N,) user's first
         position = end[:, None] - 1 - np.arange(length)[None, :]                      # (N, L)
         valid = position >= first[:, None]
         position = np.where(valid, position, 0)

@@ -25,15 +25,29 @@ def setup(seed: int = 0, threads: int = 1) -> str:
     return os.environ.get(SCALE_ENV_VAR, "book")
 
 
+class _Text:
+    """A string that displays without quotes (myst-nb shows a glued str's repr)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        printer.text(self.text)
+
+
 def glue(name: str, value, display: bool = False) -> None:
     """Store a computed value for the book's prose (myst-nb ``glue``).
 
-    Outside a book build (Colab, plain Jupyter) myst-nb may be missing: then
-    the value is simply printed, so the notebook still runs.
+    Strings are glued as plain text, so ``{glue:}`name``` shows ``1.99%``, not
+    ``'1.99%'``. Outside a book build (Colab, plain Jupyter) myst-nb may be
+    missing: then the value is printed, so the notebook still runs.
     """
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
         print(f"{name} = {value}")
         return
-    myst_glue(name, value, display=display)
+    myst_glue(name, _Text(value) if isinstance(value, str) else value, display=display)

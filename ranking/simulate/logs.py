@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ACTIONS, SURFACES, AdLogConfig
-from .world import SECONDS_PER_DAY, World, build_world
+from .world import SECONDS_PER_DAY, World, build_world, search_sorted
 
 USER_ENGAGEMENT_WINDOW_DAYS = 7
 
@@ -76,7 +76,9 @@ def _engagement_events(c: AdLogConfig, world: World, rng: np.random.Generator) -
     n_events = rng.poisson(c.events_per_day * total_days * world.user_activity)
     user = np.repeat(np.arange(c.n_users), n_events)
     timestamp = rng.integers(start_seconds, end_seconds, user.size)
-    order = np.lexsort((timestamp, user))
+    # users are already grouped: sorting one (user, time) key orders time within user
+    order = np.argsort(user * np.int64(end_seconds - start_seconds) + (timestamp - start_seconds),
+                       kind="stable")
     user, timestamp = user[order], timestamp[order]
 
     current, _ = world.interests.current_and_previous(user, timestamp)
@@ -200,8 +202,8 @@ def _recent_event_counts(events: pd.DataFrame, user: np.ndarray,
     event_keys = events["user_id"].to_numpy() * span + events["timestamp"].to_numpy() + span // 2
     query = user.astype(np.int64) * span + timestamp + span // 2
     window = USER_ENGAGEMENT_WINDOW_DAYS * SECONDS_PER_DAY
-    upto_now = np.searchsorted(event_keys, query, side="left")
-    upto_window_start = np.searchsorted(event_keys, query - window, side="left")
+    upto_now = search_sorted(event_keys, query)
+    upto_window_start = search_sorted(event_keys, query - window)
     return (upto_now - upto_window_start).astype(np.int64)
 
 
