@@ -293,6 +293,15 @@ PLANTED_EFFECTS: dict[str, str] = {
 """Each knob that plants an effect, with what it plants (shown in chapter 1)."""
 
 
-def knob_table(config: AdLogConfig) -> "list[tuple[str, object, str]]":
-    """(knob, value, planted effect) rows for every planted-effect knob."""
-    return [(name, getattr(config, name), effect) for name, effect in PLANTED_EFFECTS.items()]
+def knob_table(config: AdLogConfig) -> list[tuple[str, str, str]]:
+    """(knob, value as text, planted effect) rows for every planted-effect knob."""
+    return [(name, _as_text(getattr(config, name)), effect)
+            for name, effect in PLANTED_EFFECTS.items()]
+
+
+def _as_text(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {item:g}" for key, item in value.items())
+    if isinstance(value, tuple):
+        return ", ".join(f"{item:g}" for item in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
