@@ -1,0 +1,327 @@
+"""The labs: student notebooks are generated, and every check tells right from wrong.
+
+For each solution notebook in labs/solutions/ these tests
+
+1. regenerate the student notebook and compare it with the committed one;
+2. run the solution notebook's cells in order (at the scale of RANKING_SCALE,
+   smoke in `make test`), and at every ``labcheck.check_*(function, *args)`` call
+   capture the arguments; then assert that the check
+   - rejects the exercise's stub taken from the STUDENT notebook ("not implemented yet"),
+   - rejects every planted wrong answer listed in WRONG_ANSWERS below,
+   - accepts the function from the SOLUTION notebook.
+
+A new lab needs no new test code: add its planted wrong answers to WRONG_ANSWERS
+(a test fails until every exercise has at least one).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ranking import labcheck
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "labs" / "solutions").glob("*.ipynb"))
+LABS = [path.stem for path in SOLUTIONS]
+
+
+def _load_make_student():
+    spec = importlib.util.spec_from_file_location("make_student", ROOT / "tools" / "make_student.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_student = _load_make_student()
+
+
+# ------------------------------------------------------------------ planted wrong answers
+# (lab, exercise function) -> {what is wrong: source defining the function}.
+# Each source runs in the lab's namespace (its imports and data are available).
+WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
+    ("01_ad_log", "normalized_entropy"): {
+        "plain log loss, not divided by the base entropy": """
+            def normalized_entropy(labels, probs):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        """,
+        "base rate taken from the predictions": """
+            def normalized_entropy(labels, probs):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                ll = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+                r = p.mean()
+                return float(ll / -(r * np.log(r) + (1 - r) * np.log(1 - r)))
+        """,
+        "summed instead of averaged log loss": """
+            def normalized_entropy(labels, probs):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                ll = -np.sum(y * np.log(p) + (1 - y) * np.log(1 - p))
+                r = y.mean()
+                return float(ll / -(r * np.log(r) + (1 - r) * np.log(1 - r)))
+        """,
+        "log loss without the negative-class term": """
+            def normalized_entropy(labels, probs):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                ll = -np.mean(y * np.log(p))
+                r = y.mean()
+                return float(ll / -(r * np.log(r) + (1 - r) * np.log(1 - r)))
+        """,
+    },
+    ("01_ad_log", "highest_ctr_surface"): {
+        "lowest CTR": """
+            def highest_ctr_surface(impressions):
+                return str(impressions.groupby("surface", observed=True)["click"].mean().idxmin())
+        """,
+        "most clicks rather than highest rate": """
+            def highest_ctr_surface(impressions):
+                return str(impressions.groupby("surface", observed=True)["click"].sum().idxmax())
+        """,
+        "hard-coded answer of the lab's log": """
+            _answer = str(impressions.groupby("surface", observed=True)["click"].mean().idxmax())
+            def highest_ctr_surface(impressions):
+                return _answer
+        """,
+        "returns the pandas label list, not a str": """
+            def highest_ctr_surface(impressions):
+                ctr = impressions.groupby("surface", observed=True)["click"].mean()
+                return list(ctr[ctr == ctr.max()].index)
+        """,
+    },
+    ("01_ad_log", "missed_conversion_share"): {
+        "share observed in time (<= instead of >)": """
+            def missed_conversion_share(impressions, cutoff_hours=24.0):
+                c = impressions[(impressions["click"] == 1) & (impressions["conversion"] == 1)]
+                return float(((c["conversion_timestamp"] - c["timestamp"]) <= cutoff_hours * 3600).mean())
+        """,
+        "hours compared with seconds": """
+            def missed_conversion_share(impressions, cutoff_hours=24.0):
+                c = impressions[(impressions["click"] == 1) & (impressions["conversion"] == 1)]
+                return float(((c["conversion_timestamp"] - c["timestamp"]) > cutoff_hours).mean())
+        """,
+        "cutoff argument ignored (always 24 h)": """
+            def missed_conversion_share(impressions, cutoff_hours=24.0):
+                c = impressions[(impressions["click"] == 1) & (impressions["conversion"] == 1)]
+                return float(((c["conversion_timestamp"] - c["timestamp"]) > 24 * 3600).mean())
+        """,
+        "divided by clicks instead of conversions": """
+            def missed_conversion_share(impressions, cutoff_hours=24.0):
+                clicked = impressions[impressions["click"] == 1]
+                late = (clicked["conversion_timestamp"] - clicked["timestamp"]) > cutoff_hours * 3600
+                return float(late.sum() / len(clicked))
+        """,
+        "a percentage instead of a share": """
+            def missed_conversion_share(impressions, cutoff_hours=24.0):
+                c = impressions[(impressions["click"] == 1) & (impressions["conversion"] == 1)]
+                return 100 * float(((c["conversion_timestamp"] - c["timestamp"]) > cutoff_hours * 3600).mean())
+        """,
+    },
+}
+
+
+# ----------------------------------------------------------------------- reading a lab
+def _cells(path: Path) -> list[dict]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [{**cell, "source": "".join(cell["source"]) if isinstance(cell["source"], list)
+             else cell["source"]} for cell in nb["cells"]]
+
+
+def _python(source: str) -> str:
+    """Plain Python for a cell's source (IPython magics become get_ipython() calls)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
+def _defined_functions(source: str) -> list[str]:
+    return [node.name for node in ast.parse(_python(source)).body if isinstance(node, ast.FunctionDef)]
+
+
+def _check_calls(source: str) -> list[ast.Call]:
+    """``labcheck.check_*(...)`` calls in a cell."""
+    calls = []
+    for node in ast.walk(ast.parse(_python(source))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "labcheck"
+                and node.func.attr.startswith("check_")):
+            calls.append(node)
+    return calls
+
+
+@dataclass
+class CheckCall:
+    check: str               # name of the labcheck function
+    function: str            # name of the exercise function it checks
+    cell_index: int
+
+
+@dataclass
+class Lab:
+    name: str
+    exercises: dict[str, str] = field(default_factory=dict)   # function -> solution cell id
+    checks: list[CheckCall] = field(default_factory=list)
+
+
+def read_lab(path: Path) -> Lab:
+    """The exercises (functions defined in solution cells) and check calls of a lab."""
+    lab = Lab(path.stem)
+    for index, cell in enumerate(_cells(path)):
+        if cell["cell_type"] != "code" or index == 0:
+            continue
+        if make_student.has_solution(cell):
+            for name in _defined_functions(cell["source"]):
+                lab.exercises[name] = cell["id"]
+        for call in _check_calls(cell["source"]):
+            if not call.args or not isinstance(call.args[0], ast.Name):
+                raise AssertionError(f"{path.name}: {ast.unparse(call)} must name the exercise "
+                                     "function as its first argument")
+            lab.checks.append(CheckCall(call.func.attr, call.args[0].id, index))
+    return lab
+
+
+READ = {path.stem: read_lab(path) for path in SOLUTIONS}
+CHECK_CASES = [pytest.param(lab, i, id=f"{lab}-{call.check}")
+               for lab in LABS for i, call in enumerate(READ[lab].checks)]
+WRONG_CASES = [pytest.param(lab, i, wrong, id=f"{lab}-{call.check}-{wrong}")
+               for lab in LABS for i, call in enumerate(READ[lab].checks)
+               for wrong in WRONG_ANSWERS.get((lab, call.function), {})]
+
+
+# -------------------------------------------------------------------- running a lab once
+@dataclass
+class RunLab:
+    namespace: dict
+    arguments: dict[int, tuple[list, dict]]   # check call number -> (args after fn, kwargs)
+
+
+_RUNS: dict[str, RunLab] = {}
+
+
+def run_lab(name: str) -> RunLab:
+    """Execute the solution notebook's cells (up to its last check) in one namespace,
+    capturing the arguments of every check call just before its cell runs."""
+    if name in _RUNS:
+        return _RUNS[name]
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    path = ROOT / "labs" / "solutions" / f"{name}.ipynb"
+    lab = READ[name]
+    last = max((call.cell_index for call in lab.checks), default=0)
+    namespace: dict = {"__name__": "__lab__"}
+    arguments: dict[int, tuple[list, dict]] = {}
+    number = 0
+    cwd = os.getcwd()
+    os.chdir(path.parent)  # notebooks run from their own folder
+    try:
+        for index, cell in enumerate(_cells(path)[: last + 1]):
+            if cell["cell_type"] != "code" or index == 0:  # 0: the Colab setup cell
+                continue
+            source = _python(cell["source"])
+            for call in _check_calls(cell["source"]):
+                args = [eval(compile(ast.Expression(a), "<arg>", "eval"), namespace)
+                        for a in call.args[1:]]
+                kwargs = {k.arg: eval(compile(ast.Expression(k.value), "<arg>", "eval"), namespace)
+                          for k in call.keywords}
+                arguments[number] = (args, kwargs)
+                number += 1
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(source, f"{path.name}[{index}]", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    _RUNS[name] = RunLab(namespace, arguments)
+    return _RUNS[name]
+
+
+def _function_from(source: str, name: str, namespace: dict):
+    scope = dict(namespace)
+    exec(compile(_python(textwrap.dedent(source)), f"<{name}>", "exec"), scope)
+    return scope[name]
+
+
+def _cell_by_id(path: Path, cell_id: str) -> dict:
+    matches = [cell for cell in _cells(path) if cell.get("id") == cell_id]
+    assert len(matches) == 1, f"{path.name}: expected one cell with id {cell_id!r}"
+    return matches[0]
+
+
+def _run_check(lab: str, number: int, function) -> str:
+    call = READ[lab].checks[number]
+    args, kwargs = run_lab(lab).arguments[number]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        getattr(labcheck, call.check)(function, *args, **kwargs)
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------- tests
+def test_there_are_labs():
+    assert LABS, "no solution notebooks found in labs/solutions/"
+
+
+def test_student_labs_are_up_to_date():
+    stale = make_student.stale_files(ROOT)
+    assert not stale, "run `make student`:\n" + "\n".join(stale)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_exercise_is_checked_and_has_wrong_answers(lab):
+    read = READ[lab]
+    assert read.exercises, f"{lab}: no exercise (no cell with {make_student.BEGIN})"
+    checked = {call.function for call in read.checks}
+    assert set(read.exercises) <= checked, f"{lab}: exercises without a check: {set(read.exercises) - checked}"
+    for call in read.checks:
+        assert hasattr(labcheck, call.check), f"{lab}: ranking.labcheck has no {call.check}"
+        assert call.function in read.exercises, f"{lab}: {call.check} checks {call.function}, not an exercise"
+        assert WRONG_ANSWERS.get((lab, call.function)), (
+            f"add planted wrong answers for ({lab!r}, {call.function!r}) to WRONG_ANSWERS")
+    stray = [key for key in WRONG_ANSWERS if key[0] == lab and key[1] not in read.exercises]
+    assert not stray, f"WRONG_ANSWERS rows for functions that are not exercises: {stray}"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_student_lab_has_stubs_not_solutions(lab):
+    url = make_student.repository_url(ROOT)
+    student = _cells(ROOT / "labs" / f"{lab}.ipynb")
+    solution = _cells(ROOT / "labs" / "solutions" / f"{lab}.ipynb")
+    assert student[0]["source"] == solution[0]["source"] == make_student.setup_source(url)
+    assert f'git+{url}"' in student[0]["source"]
+    text = "\n".join(cell["source"] for cell in student)
+    assert make_student.BEGIN not in text and make_student.END not in text
+    assert text.count(make_student.STUB) == sum(
+        1 for cell in solution if make_student.has_solution(cell))
+    assert all(not cell.get("outputs") for cell in student)
+    assert not any(make_student.SOLUTION_ONLY_TAG in cell["metadata"].get("tags", []) for cell in student)
+
+
+@pytest.mark.parametrize("lab, number", CHECK_CASES)
+def test_check_rejects_the_stub(lab, number):
+    call = READ[lab].checks[number]
+    cell = _cell_by_id(ROOT / "labs" / f"{lab}.ipynb", READ[lab].exercises[call.function])
+    stub = _function_from(cell["source"], call.function, run_lab(lab).namespace)
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        _run_check(lab, number, stub)
+
+
+@pytest.mark.parametrize("lab, number, wrong", WRONG_CASES)
+def test_check_rejects_a_wrong_answer(lab, number, wrong):
+    call = READ[lab].checks[number]
+    function = _function_from(WRONG_ANSWERS[(lab, call.function)][wrong], call.function,
+                              run_lab(lab).namespace)
+    with pytest.raises(AssertionError):
+        _run_check(lab, number, function)
+
+
+@pytest.mark.parametrize("lab, number", CHECK_CASES)
+def test_check_accepts_the_solution(lab, number):
+    call = READ[lab].checks[number]
+    cell = _cell_by_id(ROOT / "labs" / "solutions" / f"{lab}.ipynb", READ[lab].exercises[call.function])
+    solution = _function_from(cell["source"], call.function, run_lab(lab).namespace)
+    printed = _run_check(lab, number, solution)
+    assert printed.startswith("Correct: ")
