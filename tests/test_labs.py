@@ -125,6 +125,116 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return 100 * float(((c["conversion_timestamp"] - c["timestamp"]) > cutoff_hours * 3600).mean())
         """,
     },
+    ("02_gbdt", "historical_ctr"): {
+        "the row's own click counts (leak)": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                frame = impressions.sort_values("timestamp", kind="stable")
+                clicks = frame.groupby(key)["click"].cumsum()
+                seen = frame.groupby(key).cumcount() + 1
+                return ((clicks + strength * prior) / (seen + strength)).reindex(impressions.index)
+        """,
+        "rows of the same second count": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                frame = impressions.sort_values("timestamp", kind="stable")
+                clicks = frame.groupby(key)["click"].cumsum() - frame["click"]
+                seen = frame.groupby(key).cumcount()
+                return ((clicks + strength * prior) / (seen + strength)).reindex(impressions.index)
+        """,
+        "no smoothing": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                per_second = impressions.groupby([key, "timestamp"])["click"].agg(["size", "sum"])
+                before = per_second.groupby(level=0).cumsum() - per_second
+                before = before.reindex(pd.MultiIndex.from_arrays([impressions[key], impressions["timestamp"]]))
+                seen, clicks = before["size"].to_numpy(), before["sum"].to_numpy()
+                return np.where(seen > 0, clicks / np.maximum(seen, 1), prior)
+        """,
+        "ordered by impression_id instead of time": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                frame = impressions.sort_values("impression_id")
+                clicks = frame.groupby(key)["click"].cumsum() - frame["click"]
+                seen = frame.groupby(key).cumcount()
+                return ((clicks + strength * prior) / (seen + strength)).reindex(impressions.index)
+        """,
+        "answers left in time order, not row order": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                frame = impressions.sort_values("timestamp", kind="stable")
+                per_second = frame.groupby([key, "timestamp"])["click"].agg(["size", "sum"])
+                before = per_second.groupby(level=0).cumsum() - per_second
+                before = before.reindex(pd.MultiIndex.from_arrays([frame[key], frame["timestamp"]]))
+                return (before["sum"].to_numpy() + strength * prior) / (before["size"].to_numpy() + strength)
+        """,
+        "whole-log click rate per key": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                return impressions.groupby(key)["click"].transform("mean").to_numpy()
+        """,
+        "prior ignored (the frame's own click rate)": """
+            def historical_ctr(impressions, key, prior, strength=50.0):
+                prior = impressions["click"].mean()
+                per_second = impressions.groupby([key, "timestamp"])["click"].agg(["size", "sum"])
+                before = per_second.groupby(level=0).cumsum() - per_second
+                before = before.reindex(pd.MultiIndex.from_arrays([impressions[key], impressions["timestamp"]]))
+                return (before["sum"].to_numpy() + strength * prior) / (before["size"].to_numpy() + strength)
+        """,
+    },
+    ("02_gbdt", "gap_closed"): {
+        "share of the gap still open": """
+            def gap_closed(labels, probs, oracle_probs, base_rate):
+                y = np.asarray(labels, float)
+                ll = lambda p: -np.mean(y * np.log(p) + (1 - y) * np.log(1 - np.asarray(p, float)))
+                base = ll(np.full(y.size, base_rate))
+                return float((ll(probs) - ll(oracle_probs)) / (base - ll(oracle_probs)))
+        """,
+        "base rate taken from the labels": """
+            def gap_closed(labels, probs, oracle_probs, base_rate):
+                y = np.asarray(labels, float)
+                ll = lambda p: -np.mean(y * np.log(p) + (1 - y) * np.log(1 - np.asarray(p, float)))
+                base = ll(np.full(y.size, y.mean()))
+                return float((base - ll(probs)) / (base - ll(oracle_probs)))
+        """,
+        "a percentage instead of a share": """
+            def gap_closed(labels, probs, oracle_probs, base_rate):
+                y = np.asarray(labels, float)
+                ll = lambda p: -np.mean(y * np.log(p) + (1 - y) * np.log(1 - np.asarray(p, float)))
+                base = ll(np.full(y.size, base_rate))
+                return float(100 * (base - ll(probs)) / (base - ll(oracle_probs)))
+        """,
+        "normalized entropy instead": """
+            def gap_closed(labels, probs, oracle_probs, base_rate):
+                y = np.asarray(labels, float)
+                ll = lambda p: -np.mean(y * np.log(p) + (1 - y) * np.log(1 - np.asarray(p, float)))
+                return float(ll(probs) / ll(np.full(y.size, y.mean())))
+        """,
+        "clipped at 0 (a model worse than the base rate is not 0)": """
+            def gap_closed(labels, probs, oracle_probs, base_rate):
+                y = np.asarray(labels, float)
+                ll = lambda p: -np.mean(y * np.log(p) + (1 - y) * np.log(1 - np.asarray(p, float)))
+                base = ll(np.full(y.size, base_rate))
+                return float(max(0.0, (base - ll(probs)) / (base - ll(oracle_probs))))
+        """,
+    },
+    ("02_gbdt", "rounds_to_keep"): {
+        "0-based position of the lowest loss": """
+            def rounds_to_keep(valid_losses, tolerance=0.0):
+                return int(np.argmin(np.asarray(valid_losses, float)))
+        """,
+        "idxmin of whatever index the Series has": """
+            def rounds_to_keep(valid_losses, tolerance=0.0):
+                return int(pd.Series(valid_losses).idxmin())
+        """,
+        "tolerance ignored": """
+            def rounds_to_keep(valid_losses, tolerance=0.0):
+                return int(np.argmin(np.asarray(valid_losses, float))) + 1
+        """,
+        "last round within tolerance instead of the first": """
+            def rounds_to_keep(valid_losses, tolerance=0.0):
+                losses = np.asarray(valid_losses, float)
+                return int(np.flatnonzero(losses <= losses.min() + tolerance)[-1]) + 1
+        """,
+        "all the rounds": """
+            def rounds_to_keep(valid_losses, tolerance=0.0):
+                return len(valid_losses)
+        """,
+    },
 }
 
 
