@@ -13,7 +13,9 @@ For every ``labs/solutions/NN_name.ipynb`` this writes ``labs/NN_name.ipynb``:
   (``repository.url``), elsewhere it uses the local install.
 
 The solution source is normalized too (same setup cell, outputs cleared, stable
-cell ids and JSON layout), so running this twice changes nothing.
+cell ids and JSON layout), so running this twice changes nothing. The book's
+chapters (``book/*.ipynb``) get the same treatment: each page has a Colab
+button, so each chapter starts with the same setup cell (hidden in the book).
 
     python tools/make_student.py            # write the student labs
     python tools/make_student.py --check    # exit 1 if any committed file is stale
@@ -31,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = "labs/solutions"
+CHAPTERS_DIR = "book"
 STUDENT_DIR = "labs"
 
 BEGIN = "# BEGIN SOLUTION"
@@ -200,10 +203,17 @@ def solution_paths(root: Path = ROOT) -> list[Path]:
     return sorted((root / SOLUTIONS_DIR).glob("*.ipynb"))
 
 
+def chapter_paths(root: Path = ROOT) -> list[Path]:
+    return sorted((root / CHAPTERS_DIR).glob("*.ipynb"))
+
+
 def generate(root: Path = ROOT) -> dict[Path, str]:
     """Every file this tool owns -> its expected content."""
     url = repository_url(root)
     files: dict[Path, str] = {}
+    for path in chapter_paths(root):
+        chapter = json.loads(path.read_text(encoding="utf-8"))
+        files[path] = dumps(normalize_solution(chapter, url))
     for path in solution_paths(root):
         solution = json.loads(path.read_text(encoding="utf-8"))
         files[path] = dumps(normalize_solution(solution, url))
