@@ -1,7 +1,10 @@
-"""Building blocks (embeddings, MLP) and the first ranking models."""
+"""Building blocks (embeddings, dense inputs, MLP, cross network) and the ranking models."""
 
+from .cross import CrossNetV2
+from .dense import DenseInput
 from .embed import FeatureEmbedding
 from .mlp import MLP
-from .models import EmbeddingMLP, LogisticRegression
+from .models import DCNv2, EmbeddingMLP, LogisticRegression
 
-__all__ = ["FeatureEmbedding", "MLP", "EmbeddingMLP", "LogisticRegression"]
+__all__ = ["FeatureEmbedding", "DenseInput", "MLP", "CrossNetV2", "EmbeddingMLP", "LogisticRegression",
+           "DCNv2"]

@@ -1,6 +1,6 @@
-"""The first two ranking models: the logistic-regression baseline and a shared-bottom MLP.
+"""Ranking models: the logistic-regression baseline, a shared-bottom MLP and DCN V2.
 
-Both map a batch (dict of tensors) to one logit (B,) per task, which is all the
+Each maps a batch (dict of tensors) to one logit (B,) per task, which is all the
 training loop in ``ranking.train`` needs to know about a model.
 """
 
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .cross import CrossNetV2
+from .dense import NORMALIZATIONS, DenseInput
 from .embed import FeatureEmbedding
 from .mlp import MLP
 
@@ -26,6 +28,13 @@ def _check_n_dense(n_dense: int) -> int:
     if isinstance(n_dense, bool) or not isinstance(n_dense, int) or n_dense < 0:
         raise ValueError(f"n_dense must be a non-negative integer, got {n_dense!r}")
     return n_dense
+
+
+def _dense_input(n_dense: int, normalization: str) -> DenseInput | None:
+    """The in-model normalization of the dense features; None for a model without any."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"dense_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    return DenseInput(n_dense, normalization) if _check_n_dense(n_dense) else None
 
 
 class LogisticRegression(nn.Module):
@@ -55,21 +64,55 @@ class EmbeddingMLP(nn.Module):
     """Shared bottom: embeddings of every field + dense -> one MLP -> a linear head per task.
 
     The MLP learns the feature interactions LR cannot; all tasks share it and
-    each keeps only its own last layer.
+    each keeps only its own last layer. dense_normalization ("none", "batch",
+    "layer") normalizes batch["dense"] inside the model (see ``DenseInput``).
     """
 
     def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str] = ("click",),
-                 embedding_dim: int = 16, hidden: Sequence[int] = (256, 128), dropout: float = 0.0):
+                 embedding_dim: int = 16, hidden: Sequence[int] = (256, 128), dropout: float = 0.0,
+                 dense_normalization: str = "none"):
         super().__init__()
         self.tasks = _check_tasks(tasks)
         self.n_dense = _check_n_dense(n_dense)
         self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
+        self.dense_input = _dense_input(n_dense, dense_normalization)
         self.mlp = MLP(self.embedding.output_dim + n_dense, hidden, dropout)
         self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.embedding(batch).flatten(1)                   # (B, F * E)
-        if self.n_dense:
-            x = torch.cat([x, batch["dense"]], dim=1)          # (B, F * E + D)
-        h = self.mlp(x)                                        # (B, H)
+        x = self.embedding(batch).flatten(1)                              # (B, F * E)
+        if self.dense_input is not None:
+            x = torch.cat([x, self.dense_input(batch["dense"])], dim=1)   # (B, F * E + D)
+        h = self.mlp(x)                                                   # (B, H)
+        return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
+
+
+class DCNv2(nn.Module):
+    """DCN V2, stacked (Wang et al., WWW 2021): x0 -> cross network -> MLP -> a linear head per task.
+
+    x0 is every field's embedding and the dense features, concatenated. The
+    cross network builds explicit crosses of x0's entries (user x item, item x
+    surface, ...) that the MLP on top combines further. Tasks share everything
+    but their last layer, as in ``EmbeddingMLP``; with cross_layers=0 the two
+    models are the same.
+    """
+
+    def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str] = ("click",),
+                 embedding_dim: int = 16, cross_layers: int = 3, hidden: Sequence[int] = (256, 128),
+                 dropout: float = 0.0, dense_normalization: str = "none"):
+        super().__init__()
+        self.tasks = _check_tasks(tasks)
+        self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
+        self.dense_input = _dense_input(n_dense, dense_normalization)
+        input_dim = self.embedding.output_dim + n_dense
+        self.cross = CrossNetV2(input_dim, cross_layers)
+        self.mlp = MLP(input_dim, hidden, dropout)
+        self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x0 = self.embedding(batch).flatten(1)                             # (B, F * E)
+        if self.dense_input is not None:
+            x0 = torch.cat([x0, self.dense_input(batch["dense"])], dim=1)  # (B, D0 = F * E + D)
+        crossed = self.cross(x0)                                          # (B, D0)
+        h = self.mlp(crossed)                                             # (B, H)
         return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
