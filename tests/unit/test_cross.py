@@ -6,17 +6,9 @@ import torch
 from torch import nn
 
 from ranking.nn import DCNv2, CrossNetV2, DenseInput, EmbeddingMLP
+from tiny_batch import CARDINALITIES, make_batch
 
 torch.set_num_threads(1)
-
-CARDINALITIES = {"user_id": 50, "surface": 3, "is_video": 2}
-
-
-def make_batch(b: int = 8, n_dense: int = 4) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    batch = {name: torch.randint(0, size, (b,), generator=generator) for name, size in CARDINALITIES.items()}
-    batch["dense"] = torch.randn(b, n_dense, generator=generator)
-    return batch
 
 
 def set_linear(linear: nn.Linear, weight: list[list[float]], bias: list[float]) -> None:
