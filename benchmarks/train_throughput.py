@@ -1,9 +1,10 @@
 """Training speed of the deep models: examples per second through ``ranking.train.fit``.
 
     PYTHONPATH=. .venv/bin/python benchmarks/train_throughput.py --scale book
+    python benchmarks/train_throughput.py --scale book --batch-sizes 4096 32768   # on a GPU
 
 Each model trains for a few epochs on the first ``--batches`` batches of the
-log's real features (ids and dense, no sequences), batch size 4096, with the
+log's real features (ids and dense, no sequences), for each batch size, with the
 same loop the chapters use (Adam, shuffled in-memory batches, loss bookkeeping).
 The fastest epoch counts: the first one also pays for warm-up. Runs in fp32
 and under bf16 autocast. bf16 pays off on a GPU with tensor cores, and on a CPU
@@ -52,8 +53,8 @@ def cpu_bf16_instructions() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", default="smoke", choices=["smoke", "book", "gpu"])
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--batches", type=int, default=40, help="batches per epoch")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4096])
+    parser.add_argument("--batches", type=int, default=40, help="batches of the largest size per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run; the fastest counts")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(PRECISIONS))
     args = parser.parse_args()
@@ -63,24 +64,25 @@ def main() -> None:
     logs = load_or_simulate(AdLogConfig.preset(args.scale), seed=0)
     encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",)))
     data = encoder.fit(logs.impressions).transform(logs.impressions)
-    rows = min(args.batches * args.batch_size, len(logs.impressions))
+    rows = min(args.batches * max(args.batch_sizes), len(logs.impressions))
     data = subset(data, torch.arange(rows))
 
     runs = []
     for name, build in MODELS.items():
-        for precision in args.precisions:
-            torch.manual_seed(0)
-            model = build(encoder.cardinalities, encoder.n_dense)
-            rate = examples_per_second(model, data, args.batch_size, args.epochs, device, precision)
-            runs.append({"model": name, "precision": precision, "device": device,
-                         "parameters": sum(p.numel() for p in model.parameters()),
-                         "examples_per_s": round(rate)})
+        for batch_size in args.batch_sizes:
+            for precision in args.precisions:
+                torch.manual_seed(0)
+                model = build(encoder.cardinalities, encoder.n_dense)
+                rate = examples_per_second(model, data, batch_size, args.epochs, device, precision)
+                runs.append({"model": name, "batch_size": batch_size, "precision": precision,
+                             "device": device, "parameters": sum(p.numel() for p in model.parameters()),
+                             "examples_per_s": round(rate)})
 
-    print(f"{'model':<14}{'precision':<11}{'device':<8}{'parameters':>12}{'examples/s':>13}")
+    print(f"{'model':<14}{'batch':>7}  {'precision':<11}{'device':<8}{'parameters':>12}{'examples/s':>13}")
     for run in runs:
-        print(f"{run['model']:<14}{run['precision']:<11}{run['device']:<8}{run['parameters']:>12,}"
-              f"{run['examples_per_s']:>13,}")
-    result = {"scale": args.scale, "rows_per_epoch": rows, "batch_size": args.batch_size,
+        print(f"{run['model']:<14}{run['batch_size']:>7}  {run['precision']:<11}{run['device']:<8}"
+              f"{run['parameters']:>12,}{run['examples_per_s']:>13,}")
+    result = {"scale": args.scale, "rows_per_epoch": rows, "batch_sizes": args.batch_sizes,
               "epochs": args.epochs, "cpu_bf16_instructions": cpu_bf16_instructions(),
               "features": {"categorical": list(encoder.spec.categorical), "n_dense": encoder.n_dense},
               "runs": runs}
