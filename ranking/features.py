@@ -268,3 +268,19 @@ def time_split(impressions: pd.DataFrame, valid_days: float = 2.0, test_days: fl
     time = impressions["timestamp"]
     return (impressions[time < valid_start], impressions[(time >= valid_start) & (time < test_start)],
             impressions[time >= test_start])
+
+
+def most_recent(frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """The rows of the last ``fraction`` of the frame's time span: the data a team with less history has.
+
+    Learning curves train on the most recent 1/8, 1/4, ... of the training days
+    rather than a random sample, so every size ends on the same day and is
+    judged on the same test days; a smaller size is simply a shorter history.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if len(frame) == 0:
+        raise ValueError("the frame is empty")
+    time = frame["timestamp"]
+    start, end = time.min(), time.max() + 1
+    return frame[time >= end - fraction * (end - start)]

@@ -235,6 +235,90 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return len(valid_losses)
         """,
     },
+    ("03_deep_model", "cross_layer"): {
+        "no residual": """
+            def cross_layer(x0, x, weight, bias):
+                return x0 * (x @ weight.T + bias)
+        """,
+        "multiplied by x instead of x0": """
+            def cross_layer(x0, x, weight, bias):
+                return x * (x @ weight.T + bias) + x
+        """,
+        "weight not transposed": """
+            def cross_layer(x0, x, weight, bias):
+                return x0 * (x @ weight + bias) + x
+        """,
+        "bias left out": """
+            def cross_layer(x0, x, weight, bias):
+                return x0 * (x @ weight.T) + x
+        """,
+        "residual of x0 instead of x": """
+            def cross_layer(x0, x, weight, bias):
+                return x0 * (x @ weight.T + bias) + x0
+        """,
+        "a matrix product with x0 instead of an elementwise one": """
+            def cross_layer(x0, x, weight, bias):
+                return x0 @ (x @ weight.T + bias).T @ x0 / x0.shape[0] + x
+        """,
+        "changes x in place": """
+            def cross_layer(x0, x, weight, bias):
+                x += x0 * (x @ weight.T + bias)
+                return x
+        """,
+    },
+    ("03_deep_model", "log_clip_standardize"): {
+        "statistics from the values being transformed (leak)": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                logs = np.log1p(np.asarray(values, dtype=float))
+                low, high = np.quantile(logs, [1 - quantile, quantile])
+                clipped = np.clip(logs, low, high)
+                return (clipped - clipped.mean()) / clipped.std()
+        """,
+        "no log1p": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train = np.asarray(train_values, dtype=float)
+                low, high = np.quantile(train, [1 - quantile, quantile])
+                clipped_train = np.clip(train, low, high)
+                clipped = np.clip(np.asarray(values, dtype=float), low, high)
+                return (clipped - clipped_train.mean()) / clipped_train.std()
+        """,
+        "no clipping": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train_logs = np.log1p(np.asarray(train_values, dtype=float))
+                logs = np.log1p(np.asarray(values, dtype=float))
+                return (logs - train_logs.mean()) / train_logs.std()
+        """,
+        "mean and std of the unclipped training logs": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train_logs = np.log1p(np.asarray(train_values, dtype=float))
+                low, high = np.quantile(train_logs, [1 - quantile, quantile])
+                clipped = np.clip(np.log1p(np.asarray(values, dtype=float)), low, high)
+                return (clipped - train_logs.mean()) / train_logs.std()
+        """,
+        "pandas std (ddof=1)": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train_logs = pd.Series(np.log1p(np.asarray(train_values, dtype=float)))
+                low, high = train_logs.quantile(1 - quantile), train_logs.quantile(quantile)
+                clipped_train = train_logs.clip(low, high)
+                clipped = np.clip(np.log1p(np.asarray(values, dtype=float)), low, high)
+                return (clipped - clipped_train.mean()) / clipped_train.std()
+        """,
+        "min-max scaling instead of standardizing": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train_logs = np.log1p(np.asarray(train_values, dtype=float))
+                low, high = np.quantile(train_logs, [1 - quantile, quantile])
+                clipped = np.clip(np.log1p(np.asarray(values, dtype=float)), low, high)
+                return (clipped - low) / (high - low)
+        """,
+        "quantile argument ignored (always 0.99)": """
+            def log_clip_standardize(train_values, values, quantile=0.99):
+                train_logs = np.log1p(np.asarray(train_values, dtype=float))
+                low, high = np.quantile(train_logs, [0.01, 0.99])
+                clipped_train = np.clip(train_logs, low, high)
+                clipped = np.clip(np.log1p(np.asarray(values, dtype=float)), low, high)
+                return (clipped - clipped_train.mean()) / clipped_train.std()
+        """,
+    },
 }
 
 

@@ -4,7 +4,7 @@ from .cross import CrossNetV2
 from .dense import DenseInput
 from .embed import FeatureEmbedding
 from .mlp import MLP
-from .models import DCNv2, EmbeddingMLP, LogisticRegression
+from .models import DCN_STRUCTURES, DCNv2, EmbeddingMLP, LogisticRegression
 
 __all__ = ["FeatureEmbedding", "DenseInput", "MLP", "CrossNetV2", "EmbeddingMLP", "LogisticRegression",
            "DCNv2"]

@@ -87,32 +87,45 @@ class EmbeddingMLP(nn.Module):
         return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
 
 
+DCN_STRUCTURES = ("stacked", "parallel")
+"""How DCN V2 combines its cross network and its MLP (Wang et al. 2021, figure 2)."""
+
+
 class DCNv2(nn.Module):
-    """DCN V2, stacked (Wang et al., WWW 2021): x0 -> cross network -> MLP -> a linear head per task.
+    """DCN V2 (Wang et al., WWW 2021): a cross network and an MLP over x0, a linear head per task.
 
     x0 is every field's embedding and the dense features, concatenated. The
     cross network builds explicit crosses of x0's entries (user x item, item x
-    surface, ...) that the MLP on top combines further. Tasks share everything
-    but their last layer, as in ``EmbeddingMLP``; with cross_layers=0 the two
-    models are the same.
+    surface, ...). structure="stacked" feeds the crossed vector to the MLP;
+    structure="parallel" lets the cross network and the MLP both read x0 and
+    gives the heads their two outputs side by side, so the MLP's path is the
+    plain deep model's. Tasks share everything but their last layer, as in
+    ``EmbeddingMLP``; stacked with cross_layers=0 is that model.
     """
 
     def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str] = ("click",),
                  embedding_dim: int = 16, cross_layers: int = 3, hidden: Sequence[int] = (256, 128),
-                 dropout: float = 0.0, dense_normalization: str = "none"):
+                 dropout: float = 0.0, dense_normalization: str = "none", structure: str = "stacked"):
         super().__init__()
+        if structure not in DCN_STRUCTURES:
+            raise ValueError(f"structure must be one of {DCN_STRUCTURES}, got {structure!r}")
         self.tasks = _check_tasks(tasks)
+        self.structure = structure
         self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
         self.dense_input = _dense_input(n_dense, dense_normalization)
         input_dim = self.embedding.output_dim + n_dense
         self.cross = CrossNetV2(input_dim, cross_layers)
         self.mlp = MLP(input_dim, hidden, dropout)
-        self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
+        head_dim = self.mlp.output_dim if structure == "stacked" else input_dim + self.mlp.output_dim
+        self.heads = nn.ModuleDict({task: nn.Linear(head_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x0 = self.embedding(batch).flatten(1)                             # (B, F * E)
         if self.dense_input is not None:
             x0 = torch.cat([x0, self.dense_input(batch["dense"])], dim=1)  # (B, D0 = F * E + D)
         crossed = self.cross(x0)                                          # (B, D0)
-        h = self.mlp(crossed)                                             # (B, H)
+        if self.structure == "stacked":
+            h = self.mlp(crossed)                                         # (B, H)
+        else:
+            h = torch.cat([crossed, self.mlp(x0)], dim=1)                 # (B, D0 + H)
         return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)

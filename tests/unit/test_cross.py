@@ -112,6 +112,24 @@ def test_dcnv2_without_dense_features_or_cross_layers():
     assert model(batch)["click"].shape == (8,)
 
 
+def test_parallel_dcnv2_heads_see_the_crosses_and_the_mlp_side_by_side():
+    model = DCNv2(CARDINALITIES, n_dense=4, embedding_dim=4, cross_layers=2, hidden=(16, 8), structure="parallel")
+    assert model.heads["click"].in_features == (3 * 4 + 4) + 8
+    assert model.mlp.layers[0].in_features == 3 * 4 + 4          # the MLP reads x0, not the crosses
+    out = model(make_batch())["click"]
+    assert out.shape == (8,)
+    out.sum().backward()
+    for part in (model.embedding, model.cross, model.mlp):
+        assert all(p.grad is not None for p in part.parameters())
+    # with the cross part of the head zeroed, the output no longer depends on the cross network
+    with torch.no_grad():
+        model.heads["click"].weight[:, : 3 * 4 + 4] = 0.0
+        before = model(make_batch())["click"]
+        for layer in model.cross.layers:
+            layer.weight.normal_()
+        torch.testing.assert_close(model(make_batch())["click"], before)
+
+
 def test_embedding_mlp_default_keeps_its_parameters():
     """dense_normalization defaults to "none": no new parameters, old checkpoints still load."""
     old_keys = {"embedding.tables.user_id.weight", "embedding.tables.surface.weight",
@@ -133,6 +151,7 @@ def test_embedding_mlp_default_keeps_its_parameters():
     (lambda: DCNv2(CARDINALITIES, 0, dense_normalization="minmax"), "dense_normalization"),
     (lambda: DCNv2(CARDINALITIES, -1), "n_dense"),
     (lambda: DCNv2(CARDINALITIES, 4, tasks=()), "tasks"),
+    (lambda: DCNv2(CARDINALITIES, 4, structure="serial"), "structure"),
     (lambda: EmbeddingMLP(CARDINALITIES, 4, dense_normalization="Batch"), "dense_normalization"),
 ])
 def test_bad_arguments_raise(build, match):

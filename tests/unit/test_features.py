@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ranking.features import FeatureEncoder, FeatureSpec, time_split
+from ranking.features import FeatureEncoder, FeatureSpec, most_recent, time_split
 from ranking.simulate import AdLogConfig, simulate
 
 SMOKE = AdLogConfig.preset("smoke")
@@ -135,3 +135,24 @@ def test_transform_before_fit_and_bad_rows_raise(logs, split):
     bad_surface = split[0].head(10).assign(surface=pd.Series(["shopping"] * 10, dtype="object").to_numpy())
     with pytest.raises(ValueError, match="shopping"):
         encoder.transform(bad_surface)
+
+
+def test_most_recent_keeps_the_last_share_of_the_time_span():
+    frame = pd.DataFrame({"timestamp": np.arange(0, 800, dtype=np.int64), "click": 0})   # span 0 .. 799
+    for fraction, first_kept in [(1.0, 0), (0.5, 400), (0.125, 700)]:
+        part = most_recent(frame, fraction)
+        assert part["timestamp"].min() == first_kept and part["timestamp"].max() == 799
+        assert len(part) == 800 - first_kept
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    assert sorted(most_recent(shuffled, 0.25).index) == list(range(600, 800))   # rows, not positions
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_most_recent_rejects_a_bad_fraction(fraction):
+    with pytest.raises(ValueError, match="fraction"):
+        most_recent(pd.DataFrame({"timestamp": [1, 2, 3]}), fraction)
+
+
+def test_most_recent_rejects_an_empty_frame():
+    with pytest.raises(ValueError, match="empty"):
+        most_recent(pd.DataFrame({"timestamp": []}), 0.5)

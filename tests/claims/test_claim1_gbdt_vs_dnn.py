@@ -1,0 +1,90 @@
+"""Claim 1: GBDT plateaus as data grows, a DNN with embeddings keeps improving.
+
+Chapter 3's experiment at a moderate, fixed-seed scale: chapter 2's trees
+(LightGBM on leakage-free historical click rates) and chapter 3's networks
+(an MLP on embeddings, and DCN V2) train on the most recent 1/8, 1/2 and all of
+the training days and are scored on the same test days by the share of the
+base-rate -> oracle gap they close. The margins are about half of what was
+measured at this scale (see each assertion), so a seed's noise cannot flip them
+while a broken model, loop or feature would.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from ranking.features import FeatureEncoder, FeatureSpec, most_recent, time_split
+from ranking.gbdt import GBDTClassifier, gbdt_features
+from ranking.metrics import gap_closed, logloss
+from ranking.nn import DCNv2, EmbeddingMLP
+from ranking.simulate import AdLogConfig, load_or_simulate
+from ranking.train import fit, predict
+
+CONFIG = AdLogConfig.preset("book", n_impressions=400_000, n_users=7_000, n_items=2_000, n_advertisers=200)
+"""A third of the book's impressions over a third of its ids: the same data per id, a third of the time."""
+FRACTIONS = (1 / 8, 1 / 2, 1.0)
+FIT = dict(tasks=("click",), epochs=8, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4,
+           progress=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def curve() -> dict:
+    """Gap closed on the test days: {(model, fraction): share}."""
+    torch.set_num_threads(1)
+    logs = load_or_simulate(CONFIG, seed=0)
+    train_frame, valid_frame, test_frame = time_split(logs.impressions, valid_days=2, test_days=2)
+    prior = float(train_frame["click"].mean())
+    y = test_frame["click"].to_numpy()
+    base, oracle = logloss(y, np.full(len(y), prior)), logloss(y, test_frame["p_click"])
+
+    def gap(probs: np.ndarray) -> float:
+        return gap_closed(logloss(y, probs), base, oracle)
+
+    rates = gbdt_features(logs.impressions, prior=prior)
+    columns = [column for column in rates.columns if not column.endswith("_impressions")]
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",))).fit(train_frame)
+    valid, test = encoder.transform(valid_frame), encoder.transform(test_frame)
+
+    results = {}
+    for fraction in FRACTIONS:
+        part = most_recent(train_frame, fraction)
+        trees = GBDTClassifier(seed=0).fit(rates.loc[part.index, columns], part["click"],
+                                           rates.loc[valid_frame.index, columns], valid_frame["click"])
+        results["GBDT", fraction] = gap(trees.predict(rates.loc[test_frame.index, columns]))
+        models = {"DNN": EmbeddingMLP}
+        if fraction == 1.0:
+            models["DCN V2"] = DCNv2
+        for name, model_class in models.items():
+            torch.manual_seed(0)
+            model = model_class(encoder.cardinalities, encoder.n_dense)
+            fit(model, encoder.transform(part), valid, **FIT)
+            results[name, fraction] = gap(predict(model, test)["click"])
+    return results
+
+
+def test_the_dnn_gains_on_the_gbdt_as_data_grows(curve):
+    # measured: DNN - GBDT went from -0.15 (1/8 of the days) to -0.05 (all): +0.10
+    smallest, largest = FRACTIONS[0], FRACTIONS[-1]
+    advantage_small = curve["DNN", smallest] - curve["GBDT", smallest]
+    advantage_large = curve["DNN", largest] - curve["GBDT", largest]
+    assert advantage_large - advantage_small > 0.05, curve
+
+
+def test_the_gbdt_flattens_while_the_dnn_keeps_improving(curve):
+    # measured, last doubling (1/2 -> all days): GBDT +0.006, DNN +0.063
+    gbdt_gain = curve["GBDT", 1.0] - curve["GBDT", 0.5]
+    dnn_gain = curve["DNN", 1.0] - curve["DNN", 0.5]
+    assert dnn_gain > 0.03, curve
+    assert dnn_gain > gbdt_gain + 0.03, curve
+
+
+def test_both_models_learn_something_real(curve):
+    # every model closes a real share of the gap, and none beats the oracle
+    for key, share in curve.items():
+        assert 0.05 < share < 1.0, (key, curve)
+
+
+def test_dcn_v2_matches_the_dnn(curve):
+    # measured: DCN V2 0.272 vs DNN 0.300 at this scale; in the book's three seeds the two are
+    # within a few points of each other. The cross layers must not cost more than that.
+    assert curve["DCN V2", 1.0] > curve["DNN", 1.0] - 0.05, curve
