@@ -2,11 +2,11 @@
 
 Chapter 3's experiment at a moderate, fixed-seed scale: chapter 2's trees
 (LightGBM on leakage-free historical click rates) and chapter 3's networks
-(an MLP on embeddings, and DCN V2) train on the most recent 1/8, 1/2 and all of
+(an MLP on embeddings, and DCN V2 with its cross network beside the MLP) train on the most recent 1/8, 1/2 and all of
 the training days and are scored on the same test days by the share of the
-base-rate -> oracle gap they close. The margins are about half of what was
-measured at this scale (see each assertion), so a seed's noise cannot flip them
-while a broken model, loop or feature would.
+base-rate -> oracle gap they close. Each assertion notes what was measured at
+this scale; its margin leaves room for the run-to-run noise of a seed (about
+0.01 of the gap), while a broken model, loop or feature would fail it.
 """
 
 import numpy as np
@@ -51,19 +51,19 @@ def curve() -> dict:
         trees = GBDTClassifier(seed=0).fit(rates.loc[part.index, columns], part["click"],
                                            rates.loc[valid_frame.index, columns], valid_frame["click"])
         results["GBDT", fraction] = gap(trees.predict(rates.loc[test_frame.index, columns]))
-        models = {"DNN": EmbeddingMLP}
+        models = {"DNN": lambda: EmbeddingMLP(encoder.cardinalities, encoder.n_dense)}
         if fraction == 1.0:
-            models["DCN V2"] = DCNv2
-        for name, model_class in models.items():
+            models["DCN V2"] = lambda: DCNv2(encoder.cardinalities, encoder.n_dense, structure="parallel")
+        for name, build in models.items():
             torch.manual_seed(0)
-            model = model_class(encoder.cardinalities, encoder.n_dense)
+            model = build()
             fit(model, encoder.transform(part), valid, **FIT)
             results[name, fraction] = gap(predict(model, test)["click"])
     return results
 
 
 def test_the_dnn_gains_on_the_gbdt_as_data_grows(curve):
-    # measured: DNN - GBDT went from -0.15 (1/8 of the days) to -0.05 (all): +0.10
+    # measured: DNN - GBDT went from -0.161 (1/8 of the days) to -0.046 (all days): +0.115
     smallest, largest = FRACTIONS[0], FRACTIONS[-1]
     advantage_small = curve["DNN", smallest] - curve["GBDT", smallest]
     advantage_large = curve["DNN", largest] - curve["GBDT", largest]
@@ -71,7 +71,7 @@ def test_the_dnn_gains_on_the_gbdt_as_data_grows(curve):
 
 
 def test_the_gbdt_flattens_while_the_dnn_keeps_improving(curve):
-    # measured, last doubling (1/2 -> all days): GBDT +0.006, DNN +0.063
+    # measured, last doubling (1/2 -> all days): GBDT +0.025, DNN +0.065
     gbdt_gain = curve["GBDT", 1.0] - curve["GBDT", 0.5]
     dnn_gain = curve["DNN", 1.0] - curve["DNN", 0.5]
     assert dnn_gain > 0.03, curve
@@ -84,7 +84,6 @@ def test_both_models_learn_something_real(curve):
         assert 0.05 < share < 1.0, (key, curve)
 
 
-def test_dcn_v2_matches_the_dnn(curve):
-    # measured: DCN V2 0.272 vs DNN 0.300 at this scale; in the book's three seeds the two are
-    # within a few points of each other. The cross layers must not cost more than that.
-    assert curve["DCN V2", 1.0] > curve["DNN", 1.0] - 0.05, curve
+def test_dcn_v2_at_least_matches_the_dnn(curve):
+    # measured: parallel DCN V2 0.302 vs DNN 0.300 (seed 1: 0.303 vs 0.293); seeds move either by ~0.01
+    assert curve["DCN V2", 1.0] > curve["DNN", 1.0] - 0.015, curve
