@@ -208,6 +208,29 @@ def gap_closed(model_logloss: float, base_logloss: float, oracle_logloss: float)
     return float((base_logloss - model_logloss) / (base_logloss - oracle_logloss))
 
 
+def expected_logloss(true_probs: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
+    """Log loss averaged over the label's own randomness: mean of -[p log q + (1 - p) log(1 - q)].
+
+    On a simulated log the true probability p of every row is known, so a model
+    q can be scored against p itself instead of against one coin flip drawn
+    from it. The expectation of ``logloss`` over the labels, it has no label
+    noise at all: the way to measure a rare task (a few hundred conversions)
+    on every row. The oracle (q = p) scores the mean entropy of p, the least
+    possible. probs are clipped to [eps, 1 - eps] like in ``logloss``.
+    """
+    if not 0 < eps < 0.5:
+        raise ValueError(f"eps must be in (0, 0.5), got {eps}")
+    p = _to_numpy(true_probs, "true_probs")
+    q = _to_numpy(probs, "probs")
+    if len(p) != len(q):
+        raise ValueError(f"true_probs and probs must have the same length, got {len(p)} and {len(q)}")
+    for name, values in (("true_probs", p), ("probs", q)):
+        if values.min() < 0 or values.max() > 1:
+            raise ValueError(f"{name} must lie in [0, 1], got range [{values.min()}, {values.max()}]")
+    q = np.clip(q, eps, 1 - eps)
+    return float(-(p * np.log(q) + (1 - p) * np.log1p(-q)).mean())
+
+
 def oracle_report(labels: ArrayLike, predictions: Mapping[str, ArrayLike],
                   oracle_probs: ArrayLike, base_rate: float | None = None) -> pd.DataFrame:
     """One row per predictor: the base rate, each model, then the oracle.

@@ -11,6 +11,7 @@ from ranking.metrics import (
     calibration_ratio,
     calibration_table,
     ece,
+    expected_logloss,
     gap_closed,
     logloss,
     normalized_entropy,
@@ -283,3 +284,33 @@ def test_other_bad_arguments_raise():
         oracle_report([0, 1], {}, oracle_probs=[0.2, 0.8], base_rate=1.0)
     with pytest.raises(ValueError, match="reserved name 'oracle'"):
         oracle_report([0, 1], {"oracle": [0.3, 0.7]}, oracle_probs=[0.2, 0.8])
+
+
+def test_expected_logloss_is_the_mean_logloss_over_many_label_draws():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.3, 200)
+    q = np.clip(p + rng.normal(0, 0.05, 200), 0.01, 0.99)
+    draws = rng.random((400, 200)) < p                      # 400 label vectors drawn from p
+    monte_carlo = np.mean([logloss(labels.astype(float), q) for labels in draws])
+    assert expected_logloss(p, q) == pytest.approx(monte_carlo, rel=0.02)
+    exact = -(p * np.log(q) + (1 - p) * np.log(1 - q)).mean()
+    assert expected_logloss(p, q) == pytest.approx(exact, rel=1e-12)
+
+
+def test_expected_logloss_is_smallest_at_the_truth():
+    p = np.array([0.02, 0.1, 0.5, 0.9])
+    truth = expected_logloss(p, p)
+    assert truth == pytest.approx(-(p * np.log(p) + (1 - p) * np.log(1 - p)).mean())
+    for wrong in (p * 0.8, np.full(4, p.mean()), np.clip(p * 1.3, 0, 0.99)):
+        assert expected_logloss(p, wrong) > truth
+
+
+@pytest.mark.parametrize("true_probs, probs, match", [
+    ([0.1, 0.2], [0.1], "same length"),
+    ([0.1, 1.2], [0.1, 0.2], "true_probs must lie"),
+    ([0.1, 0.2], [-0.1, 0.2], "probs must lie"),
+    ([], [], "empty"),
+])
+def test_expected_logloss_rejects_bad_input(true_probs, probs, match):
+    with pytest.raises(ValueError, match=match):
+        expected_logloss(true_probs, probs)
