@@ -266,6 +266,68 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return x
         """,
     },
+    ("04_multitask", "mix_experts"): {
+        "softmax over the rows instead of the experts": """
+            def mix_experts(expert_outputs, gate_logits):
+                return (torch.softmax(gate_logits, dim=0).unsqueeze(-1) * expert_outputs).sum(dim=1)
+        """,
+        "raw logits as weights": """
+            def mix_experts(expert_outputs, gate_logits):
+                return (gate_logits.unsqueeze(-1) * expert_outputs).sum(dim=1)
+        """,
+        "plain average of the experts": """
+            def mix_experts(expert_outputs, gate_logits):
+                return expert_outputs.mean(dim=1)
+        """,
+        "weighted mean instead of weighted sum": """
+            def mix_experts(expert_outputs, gate_logits):
+                return (torch.softmax(gate_logits, dim=1).unsqueeze(-1) * expert_outputs).mean(dim=1)
+        """,
+        "sigmoid gates": """
+            def mix_experts(expert_outputs, gate_logits):
+                return (torch.sigmoid(gate_logits).unsqueeze(-1) * expert_outputs).sum(dim=1)
+        """,
+        "hand-written softmax that overflows": """
+            def mix_experts(expert_outputs, gate_logits):
+                weights = torch.exp(gate_logits) / torch.exp(gate_logits).sum(dim=1, keepdim=True)
+                return (weights.unsqueeze(-1) * expert_outputs).sum(dim=1)
+        """,
+    },
+    ("04_multitask", "weight_for_share"): {
+        "a coarse grid of whole weights": """
+            def weight_for_share(share_at, target):
+                for weight in range(21):
+                    if share_at(weight) >= target:
+                        return float(weight)
+                return 20.0
+        """,
+        "the largest weight, not the smallest": """
+            def weight_for_share(share_at, target):
+                return 20.0
+        """,
+        "bisection that returns the side below the target": """
+            def weight_for_share(share_at, target):
+                low, high = 0.0, 20.0
+                while high - low > 0.005:
+                    middle = (low + high) / 2
+                    if share_at(middle) >= target:
+                        high = middle
+                    else:
+                        low = middle
+                return low
+        """,
+        "returns the share, not the weight": """
+            def weight_for_share(share_at, target):
+                low, high = 0.0, 20.0
+                while high - low > 0.005:
+                    middle = (low + high) / 2
+                    if share_at(middle) >= target:
+                        high = middle
+                    else:
+                        low = middle
+                return share_at(high)
+        """,
+    },
     ("03_deep_model", "log_clip_standardize"): {
         "statistics from the values being transformed (leak)": """
             def log_clip_standardize(train_values, values, quantile=0.99):
