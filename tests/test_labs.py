@@ -328,6 +328,79 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return share_at(high)
         """,
     },
+    ("05_multitower", "route_to_tower"): {
+        "tower 0 for every row": """
+            def route_to_tower(tower_logits, surface):
+                return tower_logits[:, 0]
+        """,
+        "mean of the towers": """
+            def route_to_tower(tower_logits, surface):
+                return tower_logits.mean(dim=1)
+        """,
+        "largest tower output": """
+            def route_to_tower(tower_logits, surface):
+                return tower_logits.max(dim=1).values
+        """,
+        "indexes rows instead of columns": """
+            def route_to_tower(tower_logits, surface):
+                return tower_logits[surface]
+        """,
+        "surface codes shifted by one": """
+            def route_to_tower(tower_logits, surface):
+                return tower_logits.gather(1, ((surface + 1) % tower_logits.shape[1]).unsqueeze(1)).squeeze(1)
+        """,
+    },
+    ("05_multitower", "surface_gaps"): {
+        "one pooled base rate for every surface": """
+            def surface_gaps(probs, oracle, surface, priors):
+                pooled = float(np.mean(list(priors.values())))
+                def loss(p, q):
+                    q = np.clip(q, 1e-7, 1 - 1e-7)
+                    return -np.mean(p * np.log(q) + (1 - p) * np.log(1 - q))
+                gaps = {}
+                for code in priors:
+                    rows = surface == code
+                    base = loss(oracle[rows], np.full(rows.sum(), pooled))
+                    gaps[code] = (base - loss(oracle[rows], probs[rows])) / (base - loss(oracle[rows], oracle[rows]))
+                return gaps
+        """,
+        "share of the gap still open": """
+            def surface_gaps(probs, oracle, surface, priors):
+                def loss(p, q):
+                    q = np.clip(q, 1e-7, 1 - 1e-7)
+                    return -np.mean(p * np.log(q) + (1 - p) * np.log(1 - q))
+                gaps = {}
+                for code, prior in priors.items():
+                    rows = surface == code
+                    base = loss(oracle[rows], np.full(rows.sum(), prior))
+                    gaps[code] = (loss(oracle[rows], probs[rows]) - loss(oracle[rows], oracle[rows])) / (
+                        base - loss(oracle[rows], oracle[rows]))
+                return gaps
+        """,
+        "all rows instead of the surface's rows": """
+            def surface_gaps(probs, oracle, surface, priors):
+                def loss(p, q):
+                    q = np.clip(q, 1e-7, 1 - 1e-7)
+                    return -np.mean(p * np.log(q) + (1 - p) * np.log(1 - q))
+                gaps = {}
+                for code, prior in priors.items():
+                    base = loss(oracle, np.full(len(oracle), prior))
+                    gaps[code] = (base - loss(oracle, probs)) / (base - loss(oracle, oracle))
+                return gaps
+        """,
+        "log loss without the negative-class term": """
+            def surface_gaps(probs, oracle, surface, priors):
+                def loss(p, q):
+                    q = np.clip(q, 1e-7, 1 - 1e-7)
+                    return -np.mean(p * np.log(q))
+                gaps = {}
+                for code, prior in priors.items():
+                    rows = surface == code
+                    base = loss(oracle[rows], np.full(rows.sum(), prior))
+                    gaps[code] = (base - loss(oracle[rows], probs[rows])) / (base - loss(oracle[rows], oracle[rows]))
+                return gaps
+        """,
+    },
     ("03_deep_model", "log_clip_standardize"): {
         "statistics from the values being transformed (leak)": """
             def log_clip_standardize(train_values, values, quantile=0.99):
