@@ -23,7 +23,6 @@ import math
 import multiprocessing as mp
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -250,8 +250,8 @@ def check_missed_conversion_share(missed_conversion_share: Callable,
             continue
         converted = frame[(frame["click"] == 1) & (frame["conversion"] == 1)]
         delay = converted["conversion_timestamp"] - converted["timestamp"]
-        hint = (f"Among clicked impressions with conversion == 1, count those with "
-                f"conversion_timestamp - timestamp > cutoff_hours * 3600 (timestamps are seconds).")
+        hint = ("Among clicked impressions with conversion == 1, count those with "
+                "conversion_timestamp - timestamp > cutoff_hours * 3600 (timestamps are seconds).")
         if _close(got, 1.0 - expected):
             hint = "That is the share *observed* by the cutoff: count the conversions arriving later."
         elif _close(got, float(np.mean(delay > cutoff))):

@@ -7,4 +7,4 @@ from .mlp import MLP
 from .models import DCN_STRUCTURES, DCNv2, EmbeddingMLP, LogisticRegression
 
 __all__ = ["FeatureEmbedding", "DenseInput", "MLP", "CrossNetV2", "EmbeddingMLP", "LogisticRegression",
-           "DCNv2"]
+           "DCNv2", "DCN_STRUCTURES"]

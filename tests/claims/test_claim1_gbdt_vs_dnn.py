@@ -13,26 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from ranking.features import FeatureEncoder, FeatureSpec, most_recent, time_split
+from claim_setup import FIT, MODERATE, encoded_split
+from ranking.features import most_recent
 from ranking.gbdt import GBDTClassifier, gbdt_features
 from ranking.metrics import gap_closed, logloss
 from ranking.nn import DCNv2, EmbeddingMLP
-from ranking.simulate import AdLogConfig, load_or_simulate
 from ranking.train import fit, predict
 
-CONFIG = AdLogConfig.preset("book", n_impressions=400_000, n_users=7_000, n_items=2_000, n_advertisers=200)
-"""A third of the book's impressions over a third of its ids: the same data per id, a third of the time."""
 FRACTIONS = (1 / 8, 1 / 2, 1.0)
-FIT = dict(tasks=("click",), epochs=8, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4,
-           progress=False, seed=0)
 
 
 @pytest.fixture(scope="module")
 def curve() -> dict:
     """Gap closed on the test days: {(model, fraction): share}."""
-    torch.set_num_threads(1)
-    logs = load_or_simulate(CONFIG, seed=0)
-    train_frame, valid_frame, test_frame = time_split(logs.impressions, valid_days=2, test_days=2)
+    logs, (train_frame, valid_frame, test_frame), encoder, (_, valid, test) = encoded_split(MODERATE, ("click",))
     prior = float(train_frame["click"].mean())
     y = test_frame["click"].to_numpy()
     base, oracle = logloss(y, np.full(len(y), prior)), logloss(y, test_frame["p_click"])
@@ -42,8 +36,6 @@ def curve() -> dict:
 
     rates = gbdt_features(logs.impressions, prior=prior)
     columns = [column for column in rates.columns if not column.endswith("_impressions")]
-    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",))).fit(train_frame)
-    valid, test = encoder.transform(valid_frame), encoder.transform(test_frame)
 
     results = {}
     for fraction in FRACTIONS:
@@ -57,7 +49,7 @@ def curve() -> dict:
         for name, build in models.items():
             torch.manual_seed(0)
             model = build()
-            fit(model, encoder.transform(part), valid, **FIT)
+            fit(model, encoder.transform(part), valid, tasks=("click",), **FIT)
             results[name, fraction] = gap(predict(model, test)["click"])
     return results
 

@@ -8,45 +8,31 @@ multi-tower model has one tower per surface. Each surface is scored against the
 oracle with the expected log loss on its test impressions.
 """
 
-import numpy as np
 import pytest
 import torch
 
-from ranking.features import FeatureEncoder, FeatureSpec, time_split
-from ranking.metrics import expected_logloss, gap_closed
+from claim_setup import FIT, encoded_split, oracle_gap
 from ranking.nn.multitask import SharedBottom
 from ranking.nn.towers import MultiTower
-from ranking.simulate import SURFACES, AdLogConfig, load_or_simulate
+from ranking.simulate import SURFACES, AdLogConfig
 from ranking.train import fit, predict
-
-CONFIG = AdLogConfig.preset("book")
-FIT = dict(tasks=("click",), epochs=8, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4,
-           progress=False, seed=0)
 
 
 @pytest.fixture(scope="module")
 def gaps() -> dict:
     """{(model, surface): gap closed on the test days}."""
-    torch.set_num_threads(1)
-    logs = load_or_simulate(CONFIG, seed=0)
-    train_frame, valid_frame, test_frame = time_split(logs.impressions, valid_days=2, test_days=2)
-    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",))).fit(train_frame)
-    train, valid, test = (encoder.transform(frame) for frame in (train_frame, valid_frame, test_frame))
+    _, _, encoder, (train, valid, test) = encoded_split(AdLogConfig.preset("book"), ("click",))
     builds = {"one tower": lambda: SharedBottom(encoder.cardinalities, encoder.n_dense, tasks=("click",)),
               "one tower per surface": lambda: MultiTower(encoder.cardinalities, encoder.n_dense)}
     results = {}
     for name, build in builds.items():
         torch.manual_seed(0)
         model = build()
-        fit(model, train, valid, **FIT)
+        fit(model, train, valid, tasks=("click",), **FIT)
         probs = predict(model, test)["click"]
         for code, surface in enumerate(SURFACES):
-            rows = test["surface"].numpy() == code
-            truth = test["oracle_click"].numpy()[rows]
-            prior = train["label_click"].numpy()[train["surface"].numpy() == code].mean()
-            base = expected_logloss(truth, np.full(rows.sum(), prior))
-            results[name, surface] = gap_closed(expected_logloss(truth, probs[rows]), base,
-                                                expected_logloss(truth, truth))
+            prior = float(train["label_click"].numpy()[train["surface"].numpy() == code].mean())
+            results[name, surface] = oracle_gap(test, probs, "click", prior, test["surface"].numpy() == code)
     return results
 
 

@@ -12,33 +12,18 @@ import numpy as np
 import pytest
 import torch
 
+from claim_setup import FIT, MODERATE, encoded_split, oracle_gap
 from ranking.batches import subset
-from ranking.features import FeatureEncoder, FeatureSpec, time_split
-from ranking.metrics import expected_logloss, gap_closed
 from ranking.nn import EmbeddingMLP
 from ranking.nn.multitask import MMoE, SharedBottom
-from ranking.simulate import TASKS, AdLogConfig, load_or_simulate
+from ranking.simulate import TASKS
 from ranking.train import fit, predict
-
-CONFIG = AdLogConfig.preset("book", n_impressions=400_000, n_users=7_000, n_items=2_000, n_advertisers=200)
-FIT = dict(epochs=8, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False, seed=0)
 
 
 @pytest.fixture(scope="module")
 def data():
-    torch.set_num_threads(1)
-    logs = load_or_simulate(CONFIG, seed=0)
-    train_frame, valid_frame, test_frame = time_split(logs.impressions, valid_days=2, test_days=2)
-    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=TASKS)).fit(train_frame)
-    return encoder, *(encoder.transform(frame) for frame in (train_frame, valid_frame, test_frame))
-
-
-def oracle_gap(test: dict, probs: np.ndarray, task: str, prior: float) -> float:
-    """Gap closed in expected log loss on the rows the task is defined on (the clicked ones for conversion)."""
-    rows = test["label_click"].numpy() == 1 if task == "conversion" else np.ones(len(probs), dtype=bool)
-    truth = test[f"oracle_{task}"].numpy()[rows]
-    base = expected_logloss(truth, np.full(len(truth), prior))
-    return gap_closed(expected_logloss(truth, probs[rows]), base, expected_logloss(truth, truth))
+    _, _, encoder, tensors = encoded_split(MODERATE, TASKS)
+    return encoder, *tensors
 
 
 def train_and_predict(model, train, valid, test, tasks, masks=None) -> dict[str, np.ndarray]:
@@ -61,7 +46,8 @@ def claim2(data):
                               ("conversion",))
     shared = train_and_predict(SharedBottom(encoder.cardinalities, encoder.n_dense, tasks=("click", "conversion")),
                                train, valid, test, ("click", "conversion"), {"conversion": "conversion_labelled"})
-    return {name: oracle_gap(test, probs["conversion"], "conversion", prior)
+    clicked = test["label_click"].numpy() == 1        # the conversion is defined after a click
+    return {name: oracle_gap(test, probs["conversion"], "conversion", prior, clicked)
             for name, probs in (("conversion only", alone), ("with click", shared))}
 
 
