@@ -10,9 +10,12 @@ times the book, for one GPU).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import math
 import os
+import typing
 from dataclasses import dataclass, field
 
 SURFACES: tuple[str, ...] = ("home_feed", "related_pins", "search")
@@ -123,7 +126,7 @@ class AdLogConfig:
     delay_weights: tuple[float, float, float] = (0.33, 0.17, 0.50)
     delay_mean_hours: tuple[float, float, float] = (0.25, 24.0, 336.0)
     attribution_days: float = 30.0
-    """Conversions later than this after the click are never attributed."""
+    """Conversions later than this after the click are never attributed (``inf``: no cutoff)."""
     advertiser_noise: float = 0.3
     """0 = every advertiser reports conversions exactly; 1 = very noisy reporting."""
 
@@ -163,6 +166,7 @@ class AdLogConfig:
 
     # --------------------------------------------------------------- validation
     def _validate(self) -> None:
+        self._validate_types()
         for name in ("n_users", "n_items", "n_advertisers", "n_impressions", "n_days",
                      "n_categories", "latent_dim", "pretrained_dim"):
             _check_positive_int(name, getattr(self, name))
@@ -189,10 +193,10 @@ class AdLogConfig:
             _check_range(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
         for name in ("affinity_scale", "context_effect", "query_effect", "short_term_effect",
                      "interest_switch_per_day", "outage_days", "outage_start_day"):
-            _check_range(name, getattr(self, name), 0.0, float("inf"))
-        _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, float("inf"), open_low=True)
-        _check_range("events_per_day", self.events_per_day, 0.0, float("inf"), open_low=True)
-        _check_range("attribution_days", self.attribution_days, 0.0, float("inf"), open_low=True)
+            _check_range(name, getattr(self, name), 0.0)
+        _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, open_low=True)
+        _check_range("events_per_day", self.events_per_day, 0.0, open_low=True)
+        _check_range("attribution_days", self.attribution_days, 0.0, open_low=True, allow_inf=True)
         self._validate_surfaces()
         self._validate_delays()
         if self.outage_feature not in OUTAGE_FEATURES:
@@ -200,12 +204,43 @@ class AdLogConfig:
                 f"outage_feature must be one of {OUTAGE_FEATURES}, got {self.outage_feature!r}"
             )
 
+    def _validate_types(self) -> None:
+        """Every knob has its declared type, and every float in it is finite.
+
+        This walks all fields, so a knob added later is checked without being listed here: an
+        int must be an int (not a bool), a float a real number, and so must each value of a
+        ``dict[str, float]`` knob and each entry of a ``tuple[float, ...]`` knob. Only the knobs
+        in ``INFINITE_KNOBS`` may be ``inf``. The ranges are checked after this, knob by knob.
+        """
+        for name, kind in _knob_types().items():
+            value = getattr(self, name)
+            origin = typing.get_origin(kind)
+            if kind is int:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{name} must be an integer, got {value!r}")
+            elif kind is float:
+                _check_number(name, value, allow_inf=name in INFINITE_KNOBS)
+            elif kind is str:
+                if not isinstance(value, str):
+                    raise ValueError(f"{name} must be a string, got {value!r}")
+            elif origin is dict:
+                if not isinstance(value, dict):
+                    raise ValueError(f"{name} must be a dict keyed by surface, got {type(value).__name__}")
+                for key, item in value.items():
+                    _check_number(f"{name}[{key!r}]", item)
+            elif origin is tuple:
+                if not isinstance(value, tuple):
+                    raise ValueError(f"{name} must be a tuple of numbers, got {type(value).__name__}")
+                for i, item in enumerate(value):
+                    _check_number(f"{name}[{i}]", item)
+            else:
+                raise TypeError(f"AdLogConfig.{name} has type {kind}, which _validate_types cannot check: "
+                                "give it a rule there")
+
     def _validate_surfaces(self) -> None:
         for name in ("surface_traffic", "surface_ctr", "surface_popularity_effect",
                      "surface_affinity_scale"):
             values = getattr(self, name)
-            if not isinstance(values, dict):
-                raise ValueError(f"{name} must be a dict keyed by surface, got {type(values).__name__}")
             unknown = set(values) - set(SURFACES)
             if unknown:
                 raise ValueError(f"{name} has unknown surface(s) {sorted(unknown)}: allowed {SURFACES}")
@@ -220,7 +255,7 @@ class AdLogConfig:
         for surface, ctr in self.surface_ctr.items():
             _check_range(f"surface_ctr[{surface!r}]", ctr, 0.0, 1.0, open_low=True, open_high=True)
         for surface, scale in self.surface_affinity_scale.items():
-            _check_range(f"surface_affinity_scale[{surface!r}]", scale, 0.0, float("inf"))
+            _check_range(f"surface_affinity_scale[{surface!r}]", scale, 0.0)
 
     def _validate_delays(self) -> None:
         if len(self.delay_weights) != len(self.delay_mean_hours):
@@ -230,8 +265,12 @@ class AdLogConfig:
         if abs(sum(self.delay_weights) - 1.0) > 1e-6:
             raise ValueError(f"delay_weights must sum to 1, got {sum(self.delay_weights):.6f}")
         for i, mean in enumerate(self.delay_mean_hours):
-            _check_range(f"delay_mean_hours[{i}]", mean, 0.0, float("inf"), open_low=True)
+            _check_range(f"delay_mean_hours[{i}]", mean, 0.0, open_low=True)
 
+
+INFINITE_KNOBS: frozenset[str] = frozenset({"attribution_days"})
+"""Float knobs for which ``inf`` means something: ``attribution_days=inf`` attributes every
+conversion, however late. Every other float knob must be finite."""
 
 OUTAGE_FEATURES: tuple[str, ...] = (
     "item_save_count", "user_follower_count", "user_engagement_count", "advertiser_budget",
@@ -256,13 +295,29 @@ def _check_nonnegative_int(name: str, value) -> None:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def _check_range(name: str, value, low: float, high: float,
-                 open_low: bool = False, open_high: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+@functools.cache
+def _knob_types() -> dict[str, typing.Any]:
+    """{field name: declared type} of AdLogConfig, resolved once (the annotations are strings)."""
+    return typing.get_type_hints(AdLogConfig)
+
+
+def _check_number(name: str, value, allow_inf: bool = False) -> None:
+    """A real number (int or float, not bool), finite, or also ``+inf`` when ``allow_inf``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
+    if math.isnan(value) or value == -math.inf or (value == math.inf and not allow_inf):
+        raise ValueError(f"{name} must be a finite number{' or inf' if allow_inf else ''}, got {value!r}")
+
+
+def _check_range(name: str, value, low: float, high: float = math.inf,
+                 open_low: bool = False, open_high: bool = False, allow_inf: bool = False) -> None:
+    """``value`` is a finite number (or ``inf`` when ``allow_inf``) between ``low`` and ``high``."""
+    _check_number(name, value, allow_inf)
     too_low = value <= low if open_low else value < low
     too_high = value >= high if open_high else value > high
     if too_low or too_high:
+        if high == math.inf:
+            raise ValueError(f"{name} must be {'>' if open_low else '>='} {low}, got {value!r}")
         left = "(" if open_low else "["
         right = ")" if open_high else "]"
         raise ValueError(f"{name} must be in {left}{low}, {high}{right}, got {value!r}")

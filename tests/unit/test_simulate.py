@@ -1,12 +1,16 @@
 """The generator: validation, determinism, rates and planted structure."""
 
 import dataclasses
+import math
+import re
+import typing
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ranking.simulate import SURFACES, AdLogConfig, simulate
+from ranking.simulate.config import INFINITE_KNOBS
 from ranking.simulate.logs import conversion_delays
 from ranking.simulate.store import check_schema
 from ranking.simulate.world import build_world
@@ -41,6 +45,10 @@ BAD_INPUTS = [
     (dict(outage_feature="query_match"), "outage_feature"),
     (dict(retrieval_current_share=0.7, retrieval_previous_share=0.5), "retrieval"),
     (dict(attribution_days=0), "attribution_days"),
+    (dict(video_click_effect="-0.4"), "video_click_effect must be a number"),
+    (dict(delay_mean_hours=[0.25, 24.0, 336.0]), "delay_mean_hours must be a tuple"),
+    (dict(surface_popularity_effect={"home_feed": 0.3, "related_pins": 0.1, "search": None}),
+     r"surface_popularity_effect\['search'\] must be a number"),
 ]
 
 
@@ -48,6 +56,51 @@ BAD_INPUTS = [
 def test_bad_config_raises_naming_the_field(changes, field_name):
     with pytest.raises(ValueError, match=field_name):
         AdLogConfig(**changes)
+
+
+KNOB_TYPES = typing.get_type_hints(AdLogConfig)
+FLOAT_KNOBS = [name for name, kind in KNOB_TYPES.items() if kind is float]
+# (knob, key or index) of every number inside a dict or tuple knob
+ENTRIES = [(name, key) for name, kind in KNOB_TYPES.items() if typing.get_origin(kind) in (dict, tuple)
+           for key in (getattr(SMOKE, name) if typing.get_origin(kind) is dict
+                       else range(len(getattr(SMOKE, name))))]
+NON_FINITE = [math.nan, math.inf, -math.inf]
+# every float knob with NaN, inf and -inf, except inf where it has a meaning
+FLOAT_CASES = [(name, value) for name in FLOAT_KNOBS for value in NON_FINITE
+               if not (value == math.inf and name in INFINITE_KNOBS)]
+
+
+def _with_entry(config: AdLogConfig, name: str, key, value) -> dict:
+    """The changes that set one entry of a dict or tuple knob."""
+    old = getattr(config, name)
+    if isinstance(old, dict):
+        return {name: {**old, key: value}}
+    return {name: old[:key] + (value,) + old[key + 1:]}
+
+
+def test_every_float_and_entry_is_covered():
+    assert {"video_click_effect", "attribution_days", "outage_days"} <= set(FLOAT_KNOBS)
+    assert ("surface_popularity_effect", "search") in ENTRIES and ("delay_mean_hours", 2) in ENTRIES
+
+
+@pytest.mark.parametrize("name, value", FLOAT_CASES, ids=[f"{n}={v}" for n, v in FLOAT_CASES])
+def test_float_knob_must_be_finite(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name} must be a finite number") + f".*got {value}"):
+        SMOKE.with_(**{name: value})
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=str)
+@pytest.mark.parametrize("name, key", ENTRIES)
+def test_dict_and_tuple_entries_must_be_finite(name, key, value):
+    with pytest.raises(ValueError, match=re.escape(f"{name}[{key!r}] must be a finite number")):
+        SMOKE.with_(**_with_entry(SMOKE, name, key, value))
+
+
+def test_infinite_attribution_window_never_cuts_a_conversion_off():
+    config = SMOKE.with_(attribution_days=math.inf)
+    delays = conversion_delays(np.random.default_rng(0), config, 50_000)
+    assert np.isfinite(delays).all()
+    assert delays.max() > 24 * SMOKE.attribution_days
 
 
 def test_unknown_preset_lists_the_choices():
