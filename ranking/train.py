@@ -3,7 +3,10 @@
 A model maps a batch (dict of tensors) to one logit per task; the loop knows
 nothing else about it. The loss is a weighted sum of per-task log losses, and a
 task can be restricted to some rows (conversion is learned on clicks only).
-Early stopping watches the validation loss and restores the best epoch's weights.
+Early stopping watches the validation loss (or one task's, or another weighted
+sum: a rare head should not be stopped by an abundant one) and restores the best
+epoch's weights. Heads can start at their task's base rate, so that a rare task
+does not spend its first thousand steps unlearning p = 0.5.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batches import Batches, TensorDict, num_rows, to_device
+from .nn.embed import FeatureEmbedding
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Names accepted by ``precision``: the autocast dtype of the forward pass (None: plain fp32)."""
@@ -33,9 +37,10 @@ class FitResult:
 
     model: nn.Module
     history: pd.DataFrame
-    """One row per epoch: epoch, train_loss, train_loss_<task>, valid_loss, valid_loss_<task>, seconds."""
+    """One row per epoch: epoch, train_loss, train_loss_<task>, valid_loss, valid_loss_<task>,
+    valid_monitor (what early stopping watched), seconds."""
     best_epoch: int
-    """Epoch (from 1) whose weights the model holds: lowest valid_loss, or the last one without valid."""
+    """Epoch (from 1) whose weights the model holds: lowest valid_monitor, or the last one without valid."""
 
 
 def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Sequence[str],
@@ -66,24 +71,34 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         tasks: Sequence[str] = ("click",), task_masks: dict[str, str] | None = None,
         task_weights: dict[str, float] | None = None, epochs: int = 3, batch_size: int = 4096,
         lr: float = 1e-3, weight_decay: float = 0.0, device: str | torch.device | None = None,
-        precision: str = "fp32", seed: int = 0, patience: int = 2, progress: bool = True) -> FitResult:
+        precision: str = "fp32", seed: int = 0, patience: int = 2,
+        monitor: str | dict[str, float] | None = None, start_at_base_rate: bool = False,
+        progress: bool = True) -> FitResult:
     """Train ``model`` with Adam on sum_t weight_t * (mean log loss of task t).
 
     task_masks: {task: key}, the task's loss counts only rows where data[key] == 1.
     task_weights: {task: weight}; tasks not named weigh 1.
     device: None picks "cuda" when available, else "cpu"; model and data move there once.
     precision: "fp32", "bf16" or "fp16" (autocast; fp16 also scales the loss).
-    patience: with ``valid``, stop after this many epochs without a lower valid_loss.
+    patience: with ``valid``, stop after this many epochs without a lower monitored loss.
+    monitor: what early stopping watches on ``valid``: None, the weighted loss being
+        trained; a task's name, that task's loss alone; {task: weight}, that weighted sum.
+    start_at_base_rate: start each head's output bias at the log-odds of its task's
+        rate in ``train`` (over the task's masked rows), so every head begins as the
+        base-rate predictor; needs a model with ``set_output_bias(task, logit)``.
     """
     tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
-    _check_data(train, "train", tasks, task_masks)
+    monitor_weights = _check_monitor(monitor, tasks, weights)
+    _check_data(train, "train", tasks, task_masks, model)
     if valid is not None:
-        _check_data(valid, "valid", tasks, task_masks)
+        _check_data(valid, "valid", tasks, task_masks, model)
     _check_positive(epochs=epochs, batch_size=batch_size, patience=patience)
     _check_precision(precision)
     device = _resolve_device(device)
 
     torch.manual_seed(seed)
+    if start_at_base_rate:
+        _start_at_base_rate(model, train, tasks, task_masks)
     model.to(device)
     train = to_device(train, device)
     valid = to_device(valid, device) if valid is not None else None
@@ -114,13 +129,15 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
             losses = evaluate_loss(model, valid, tasks=tasks, task_masks=task_masks, task_weights=weights,
                                    device=device, precision=precision)
             row.update({f"valid_{key}": value for key, value in losses.items()})
+            row["valid_monitor"] = sum(weight * losses[f"loss_{task}"] for task, weight in monitor_weights.items()
+                                       if not math.isnan(losses[f"loss_{task}"]))
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
 
         if valid is None:
             best_epoch = epoch
-        elif row["valid_loss"] < best_loss:
-            best_loss, best_epoch = row["valid_loss"], epoch
+        elif row["valid_monitor"] < best_loss:
+            best_loss, best_epoch = row["valid_monitor"], epoch
             best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
         elif epoch - best_epoch >= patience:
             break
@@ -136,7 +153,7 @@ def evaluate_loss(model: nn.Module, data: TensorDict, *, tasks: Sequence[str] = 
                   precision: str = "fp32") -> dict[str, float]:
     """The loss ``fit`` minimizes, over all of ``data``: {"loss": weighted total, "loss_<task>": mean}."""
     tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
-    _check_data(data, "data", tasks, task_masks)
+    _check_data(data, "data", tasks, task_masks, model)
     _check_positive(batch_size=batch_size)
     _check_precision(precision)
     device = _resolve_device(device)
@@ -153,6 +170,8 @@ def evaluate_loss(model: nn.Module, data: TensorDict, *, tasks: Sequence[str] = 
 def predict(model: nn.Module, data: TensorDict, *, batch_size: int = 65536,
             device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, np.ndarray]:
     """Probabilities (sigmoid of the logits) per task, one per row of ``data``, in input order."""
+    num_rows(data, "data")
+    _check_model_inputs(model, data, "data")
     _check_positive(batch_size=batch_size)
     _check_precision(precision)
     device = _resolve_device(device)
@@ -229,14 +248,71 @@ def _check_tasks(
     return tasks, task_masks, weights
 
 
-def _check_data(data: TensorDict, name: str, tasks: Sequence[str], task_masks: dict[str, str]) -> None:
+def _check_data(data: TensorDict, name: str, tasks: Sequence[str], task_masks: dict[str, str],
+                model: nn.Module) -> None:
+    """Refuse data that would train or score silently wrong, naming the key at fault."""
     num_rows(data, name)
     for task in tasks:
-        if f"label_{task}" not in data:
-            raise ValueError(f"{name} has no 'label_{task}' for task {task!r}")
+        key = f"label_{task}"
+        if key not in data:
+            raise ValueError(f"{name} has no {key!r} for task {task!r}")
+        label = data[key]
+        if not label.is_floating_point():
+            raise ValueError(f"{name}[{key!r}] must be a float tensor of 0s and 1s, got dtype {label.dtype}")
+        if torch.isnan(label).any():
+            raise ValueError(f"{name}[{key!r}] holds NaN labels ({int(torch.isnan(label).sum())} rows)")
+        if ((label < 0) | (label > 1)).any():
+            raise ValueError(f"{name}[{key!r}] holds labels outside [0, 1] "
+                             f"(from {float(label.min())} to {float(label.max())})")
     for task, key in task_masks.items():
         if key not in data:
             raise ValueError(f"{name} has no {key!r}, the mask of task {task!r} in task_masks")
+    _check_model_inputs(model, data, name)
+
+
+def _check_model_inputs(model: nn.Module, data: TensorDict, name: str) -> None:
+    """Every float input finite, every id inside its embedding table."""
+    for key, tensor in data.items():
+        if tensor.is_floating_point() and not key.startswith("label_") and not torch.isfinite(tensor).all():
+            raise ValueError(f"{name}[{key!r}] holds NaN or infinite values "
+                             f"({int((~torch.isfinite(tensor)).sum())} of {tensor.numel()})")
+    for module in model.modules():
+        if isinstance(module, FeatureEmbedding):
+            module.check_ids(data, name)
+
+
+def _check_monitor(monitor: str | dict[str, float] | None, tasks: tuple[str, ...],
+                   weights: dict[str, float]) -> dict[str, float]:
+    """The weight of each task's validation loss in the number early stopping watches."""
+    if monitor is None:
+        return weights
+    if isinstance(monitor, str):
+        monitor = {monitor: 1.0}
+    if not isinstance(monitor, dict) or not monitor:
+        raise ValueError(f"monitor must be None, a task name or a non-empty {{task: weight}} dict, got {monitor!r}")
+    unknown = sorted(set(monitor) - set(tasks))
+    if unknown:
+        raise ValueError(f"monitor names task(s) {unknown} that are not in tasks {list(tasks)}")
+    for task, weight in monitor.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ValueError(f"monitor[{task!r}] must be a finite weight >= 0, got {weight!r}")
+    return {task: float(weight) for task, weight in monitor.items()}
+
+
+def _start_at_base_rate(model: nn.Module, train: TensorDict, tasks: Sequence[str],
+                        task_masks: dict[str, str]) -> None:
+    """Set each head's output bias to log(rate / (1 - rate)) of its task in ``train``."""
+    if not callable(getattr(model, "set_output_bias", None)):
+        raise TypeError(f"start_at_base_rate needs a model with set_output_bias(task, logit); "
+                        f"{type(model).__name__} has none")
+    for task in tasks:
+        label = train[f"label_{task}"]
+        if task in task_masks:
+            label = label[train[task_masks[task]].eq(1)]
+        if label.numel() == 0:
+            raise ValueError(f"start_at_base_rate: task {task!r} has no training rows")
+        rate = min(max(float(label.float().mean()), 1e-6), 1 - 1e-6)
+        model.set_output_bias(task, math.log(rate / (1 - rate)))
 
 
 def _check_positive(**values: int) -> None:

@@ -3,8 +3,9 @@
 from .cross import CrossNetV2
 from .dense import DenseInput
 from .embed import FeatureEmbedding
+from .inputs import ModelInput
 from .mlp import MLP
 from .models import DCN_STRUCTURES, DCNv2, EmbeddingMLP, LogisticRegression
 
-__all__ = ["FeatureEmbedding", "DenseInput", "MLP", "CrossNetV2", "EmbeddingMLP", "LogisticRegression",
-           "DCNv2", "DCN_STRUCTURES"]
+__all__ = ["FeatureEmbedding", "DenseInput", "ModelInput", "MLP", "CrossNetV2", "EmbeddingMLP",
+           "LogisticRegression", "DCNv2", "DCN_STRUCTURES"]

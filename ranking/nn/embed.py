@@ -42,3 +42,23 @@ class FeatureEmbedding(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         vectors = [self.tables[name](batch[name]) for name in self.fields]   # F x (B, dim)
         return torch.stack(vectors, dim=1)                                   # (B, F, dim)
+
+    def check_ids(self, data: dict[str, torch.Tensor], name: str = "data") -> None:
+        """Raise a ValueError naming the field if ``data`` lacks one, or holds an id its table has no row for.
+
+        Without this, a bad id surfaces as torch's bare "index out of range in self",
+        which names neither the field nor the value.
+        """
+        for field in self.fields:
+            if field not in data:
+                raise ValueError(f"{name} has no {field!r}, a field of the model's embedding tables")
+            ids = data[field]
+            if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.is_complex():
+                raise ValueError(f"{name}[{field!r}] must hold integer ids, got dtype {ids.dtype}")
+            if ids.numel() == 0:
+                continue
+            low, high, size = int(ids.min()), int(ids.max()), self.tables[field].num_embeddings
+            if low < 0 or high >= size:
+                bad = low if low < 0 else high
+                raise ValueError(f"{name}[{field!r}] holds id {bad}, but its embedding table has {size} rows "
+                                 f"(ids 0 to {size - 1})")

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from .cross import CrossNetV2
-from .dense import NORMALIZATIONS, DenseInput
 from .embed import FeatureEmbedding
+from .inputs import ModelInput, upgrade_input_keys
 from .mlp import MLP
 
 
@@ -24,17 +24,10 @@ def _check_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
     return tasks
 
 
-def _check_n_dense(n_dense: int) -> int:
-    if isinstance(n_dense, bool) or not isinstance(n_dense, int) or n_dense < 0:
-        raise ValueError(f"n_dense must be a non-negative integer, got {n_dense!r}")
-    return n_dense
-
-
-def _dense_input(n_dense: int, normalization: str) -> DenseInput | None:
-    """The in-model normalization of the dense features; None for a model without any."""
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"dense_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-    return DenseInput(n_dense, normalization) if _check_n_dense(n_dense) else None
+def set_bias(layer: nn.Linear, logit: float) -> None:
+    """Fill a head's output bias with one value: the logit it predicts before it has learned anything."""
+    with torch.no_grad():
+        layer.bias.fill_(logit)
 
 
 class LogisticRegression(nn.Module):
@@ -51,13 +44,20 @@ class LogisticRegression(nn.Module):
         n_tasks = len(self.tasks)
         self.bias = nn.Parameter(torch.zeros(n_tasks))
         self.id_weights = FeatureEmbedding(cardinalities, dim=n_tasks)
-        self.dense_weights = nn.Linear(n_dense, n_tasks, bias=False) if _check_n_dense(n_dense) else None
+        if isinstance(n_dense, bool) or not isinstance(n_dense, int) or n_dense < 0:
+            raise ValueError(f"n_dense must be a non-negative integer, got {n_dense!r}")
+        self.dense_weights = nn.Linear(n_dense, n_tasks, bias=False) if n_dense else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.bias + self.id_weights(batch).sum(dim=1)           # (B, T)
         if self.dense_weights is not None:
             logits = logits + self.dense_weights(batch["dense"])         # (B, T)
         return {task: logits[:, i] for i, task in enumerate(self.tasks)}  # each (B,)
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        with torch.no_grad():
+            self.bias[self.tasks.index(task)] = logit
 
 
 class EmbeddingMLP(nn.Module):
@@ -73,18 +73,22 @@ class EmbeddingMLP(nn.Module):
                  dense_normalization: str = "none"):
         super().__init__()
         self.tasks = _check_tasks(tasks)
-        self.n_dense = _check_n_dense(n_dense)
-        self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
-        self.dense_input = _dense_input(n_dense, dense_normalization)
-        self.mlp = MLP(self.embedding.output_dim + n_dense, hidden, dropout)
+        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
+        self.mlp = MLP(self.input.output_dim, hidden, dropout)
         self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.embedding(batch).flatten(1)                              # (B, F * E)
-        if self.dense_input is not None:
-            x = torch.cat([x, self.dense_input(batch["dense"])], dim=1)   # (B, F * E + D)
+        x = self.input(batch)                                             # (B, F * E + D)
         h = self.mlp(x)                                                   # (B, H)
         return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        set_bias(self.heads[task], logit)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        upgrade_input_keys(state_dict, prefix)   # checkpoints saved before ModelInput
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 DCN_STRUCTURES = ("stacked", "parallel")
@@ -111,21 +115,26 @@ class DCNv2(nn.Module):
             raise ValueError(f"structure must be one of {DCN_STRUCTURES}, got {structure!r}")
         self.tasks = _check_tasks(tasks)
         self.structure = structure
-        self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
-        self.dense_input = _dense_input(n_dense, dense_normalization)
-        input_dim = self.embedding.output_dim + n_dense
+        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
+        input_dim = self.input.output_dim
         self.cross = CrossNetV2(input_dim, cross_layers)
         self.mlp = MLP(input_dim, hidden, dropout)
         head_dim = self.mlp.output_dim if structure == "stacked" else input_dim + self.mlp.output_dim
         self.heads = nn.ModuleDict({task: nn.Linear(head_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x0 = self.embedding(batch).flatten(1)                             # (B, F * E)
-        if self.dense_input is not None:
-            x0 = torch.cat([x0, self.dense_input(batch["dense"])], dim=1)  # (B, D0 = F * E + D)
+        x0 = self.input(batch)                                            # (B, D0 = F * E + D)
         crossed = self.cross(x0)                                          # (B, D0)
         if self.structure == "stacked":
             h = self.mlp(crossed)                                         # (B, H)
         else:
             h = torch.cat([crossed, self.mlp(x0)], dim=1)                 # (B, D0 + H)
         return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        set_bias(self.heads[task], logit)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        upgrade_input_keys(state_dict, prefix)   # checkpoints saved before ModelInput
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,7 +1,7 @@
 """Multi-task models: one network, one head per action (click, good click, save, hide, conversion).
 
-Both models read the same input as ``EmbeddingMLP``: every field's embedding and
-the dense features, concatenated into x (B, D). They differ in what the tasks
+Both models read the same input as ``EmbeddingMLP`` (``ModelInput``): every
+field's embedding and the dense features, concatenated into x (B, D). They differ in what the tasks
 share.
 
 - ``SharedBottom``: one MLP (the bottom) for all tasks, then a small tower per
@@ -21,26 +21,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .embed import FeatureEmbedding
+from .inputs import ModelInput
 from .mlp import MLP
-from .models import _check_tasks, _dense_input
-
-
-class _Input(nn.Module):
-    """Embeddings of every field, flattened, and the dense features: (B, D)."""
-
-    def __init__(self, cardinalities: dict[str, int], n_dense: int, embedding_dim: int,
-                 dense_normalization: str):
-        super().__init__()
-        self.embedding = FeatureEmbedding(cardinalities, embedding_dim)
-        self.dense_input = _dense_input(n_dense, dense_normalization)
-        self.output_dim = self.embedding.output_dim + n_dense
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.embedding(batch).flatten(1)                              # (B, F * E)
-        if self.dense_input is not None:
-            x = torch.cat([x, self.dense_input(batch["dense"])], dim=1)   # (B, D)
-        return x
+from .models import _check_tasks, set_bias
 
 
 def _tower(in_dim: int, hidden: Sequence[int]) -> nn.Module:
@@ -51,6 +34,11 @@ def _tower(in_dim: int, hidden: Sequence[int]) -> nn.Module:
     return nn.Sequential(mlp, nn.Linear(mlp.output_dim, 1))
 
 
+def _output_layer(tower: nn.Module) -> nn.Linear:
+    """The linear layer that gives a tower's logit: the tower itself, or its last layer."""
+    return tower[-1] if isinstance(tower, nn.Sequential) else tower
+
+
 class SharedBottom(nn.Module):
     """x -> one shared MLP -> a tower per task -> a logit per task."""
 
@@ -59,13 +47,17 @@ class SharedBottom(nn.Module):
                  dense_normalization: str = "none"):
         super().__init__()
         self.tasks = _check_tasks(tasks)
-        self.input = _Input(cardinalities, n_dense, embedding_dim, dense_normalization)
+        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
         self.bottom = MLP(self.input.output_dim, bottom)
         self.towers = nn.ModuleDict({task: _tower(self.bottom.output_dim, tower) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         shared = self.bottom(self.input(batch))                                        # (B, H)
         return {task: tower(shared).squeeze(-1) for task, tower in self.towers.items()}  # each (B,)
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        set_bias(_output_layer(self.towers[task]), logit)
 
 
 class MMoE(nn.Module):
@@ -78,7 +70,7 @@ class MMoE(nn.Module):
         if isinstance(n_experts, bool) or not isinstance(n_experts, int) or n_experts < 1:
             raise ValueError(f"n_experts must be a positive integer, got {n_experts!r}")
         self.tasks = _check_tasks(tasks)
-        self.input = _Input(cardinalities, n_dense, embedding_dim, dense_normalization)
+        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
         self.experts = nn.ModuleList(MLP(self.input.output_dim, expert) for _ in range(n_experts))
         self.gates = nn.ModuleDict({task: nn.Linear(self.input.output_dim, n_experts) for task in self.tasks})
         expert_dim = self.experts[0].output_dim
@@ -98,3 +90,7 @@ class MMoE(nn.Module):
             mixed = (weights.unsqueeze(-1) * experts).sum(dim=1)               # (B, H)
             logits[task] = self.towers[task](mixed).squeeze(-1)                 # (B,)
         return logits
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        set_bias(_output_layer(self.towers[task]), logit)

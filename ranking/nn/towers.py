@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from .mlp import MLP
-from .models import _check_tasks
-from .multitask import _Input, _tower
+from .inputs import ModelInput
+from .models import _check_tasks, set_bias
+from .multitask import _output_layer, _tower
 
 
 class MultiTower(nn.Module):
@@ -36,7 +37,7 @@ class MultiTower(nn.Module):
             raise ValueError("cardinalities must include 'surface': it routes each row to its tower")
         self.tasks = _check_tasks(tasks)
         self.n_surfaces = n_surfaces
-        self.input = _Input(cardinalities, n_dense, embedding_dim, dense_normalization)
+        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
         self.bottom = MLP(self.input.output_dim, bottom)
         self.towers = nn.ModuleList(
             nn.ModuleDict({task: _tower(self.bottom.output_dim, tower) for task in self.tasks})
@@ -50,3 +51,8 @@ class MultiTower(nn.Module):
             every_tower = torch.cat([towers[task](shared) for towers in self.towers], dim=1)  # (B, S)
             logits[task] = every_tower.gather(1, surface).squeeze(1)              # (B,)
         return logits
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant in every surface's tower (see ``fit(start_at_base_rate=True)``)."""
+        for towers in self.towers:
+            set_bias(_output_layer(towers[task]), logit)

@@ -100,7 +100,7 @@ def test_dcnv2_returns_one_logit_per_task_and_trains_every_part():
     assert all(logit.shape == (8,) and logit.dtype == torch.float32 for logit in out.values())
     out["click"].sum().backward()
     assert model.heads["save"].weight.grad is None
-    for part in (model.embedding, model.dense_input, model.cross, model.mlp):
+    for part in (model.input.embedding, model.input.dense_input, model.cross, model.mlp):
         assert all(p.grad is not None for p in part.parameters())
 
 
@@ -108,7 +108,7 @@ def test_dcnv2_without_dense_features_or_cross_layers():
     batch = make_batch()
     del batch["dense"]
     model = DCNv2(CARDINALITIES, n_dense=0, cross_layers=0, embedding_dim=4, hidden=(8,))
-    assert model.dense_input is None and len(model.cross.layers) == 0
+    assert model.input.dense_input is None and len(model.cross.layers) == 0
     assert model(batch)["click"].shape == (8,)
 
 
@@ -119,7 +119,7 @@ def test_parallel_dcnv2_heads_see_the_crosses_and_the_mlp_side_by_side():
     out = model(make_batch())["click"]
     assert out.shape == (8,)
     out.sum().backward()
-    for part in (model.embedding, model.cross, model.mlp):
+    for part in (model.input.embedding, model.cross, model.mlp):
         assert all(p.grad is not None for p in part.parameters())
     # with the cross part of the head zeroed, the output no longer depends on the cross network
     with torch.no_grad():
@@ -131,13 +131,38 @@ def test_parallel_dcnv2_heads_see_the_crosses_and_the_mlp_side_by_side():
 
 
 def test_embedding_mlp_default_keeps_its_parameters():
-    """dense_normalization defaults to "none": no new parameters, old checkpoints still load."""
-    old_keys = {"embedding.tables.user_id.weight", "embedding.tables.surface.weight",
-                "embedding.tables.is_video.weight", "mlp.layers.0.weight", "mlp.layers.0.bias",
-                "mlp.layers.2.weight", "mlp.layers.2.bias", "heads.click.weight", "heads.click.bias"}
-    assert set(EmbeddingMLP(CARDINALITIES, 4).state_dict()) == old_keys
+    """dense_normalization defaults to "none": no new parameters, only the input's embeddings."""
+    keys = {"input.embedding.tables.user_id.weight", "input.embedding.tables.surface.weight",
+            "input.embedding.tables.is_video.weight", "mlp.layers.0.weight", "mlp.layers.0.bias",
+            "mlp.layers.2.weight", "mlp.layers.2.bias", "heads.click.weight", "heads.click.bias"}
+    assert set(EmbeddingMLP(CARDINALITIES, 4).state_dict()) == keys
     with_norm = EmbeddingMLP(CARDINALITIES, 4, dense_normalization="layer")
     assert with_norm(make_batch())["click"].shape == (8,)
+
+
+def _as_old_checkpoint(state_dict: dict) -> dict:
+    """A state dict as saved before ModelInput: the input's parts at the model's top level."""
+    return {key.removeprefix("input."): value for key, value in state_dict.items()}
+
+
+@pytest.mark.parametrize("build", [
+    lambda: EmbeddingMLP(CARDINALITIES, 4, dense_normalization="batch"),
+    lambda: DCNv2(CARDINALITIES, 4, cross_layers=2, hidden=(8,), dense_normalization="batch"),
+])
+def test_checkpoints_from_before_the_shared_input_still_load(build):
+    torch.manual_seed(0)
+    trained = build()
+    trained.train()
+    trained(make_batch())                       # moves the BatchNorm running statistics off their start
+    old = _as_old_checkpoint(trained.state_dict())
+    assert any(key.startswith("embedding.tables.") for key in old)
+    assert any(key.startswith("dense_input.norm.running_mean") for key in old)
+    torch.manual_seed(1)
+    restored = build()
+    restored.load_state_dict(old)               # strict: every key must find its parameter
+    trained.eval(), restored.eval()
+    torch.testing.assert_close(restored(make_batch())["click"], trained(make_batch())["click"])
+    assert set(old) != set(restored.state_dict())   # and it saves in the new layout
 
 
 @pytest.mark.parametrize("build, match", [

@@ -15,6 +15,7 @@ from ranking.metrics import (
     gap_closed,
     logloss,
     normalized_entropy,
+    oracle_gap_closed,
     oracle_report,
 )
 
@@ -314,3 +315,23 @@ def test_expected_logloss_is_smallest_at_the_truth():
 def test_expected_logloss_rejects_bad_input(true_probs, probs, match):
     with pytest.raises(ValueError, match=match):
         expected_logloss(true_probs, probs)
+
+
+def test_oracle_gap_closed_is_zero_at_the_base_rate_one_at_the_oracle():
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0.001, 0.05, 1000)
+    rate = float(truth.mean())
+    assert oracle_gap_closed(truth, np.full(1000, rate), rate) == pytest.approx(0.0, abs=1e-12)
+    assert oracle_gap_closed(truth, truth, rate) == pytest.approx(1.0)
+    halfway = np.sqrt(truth * rate)                          # a model between the two
+    assert 0 < oracle_gap_closed(truth, halfway, rate) < 1
+    assert oracle_gap_closed(truth, np.full(1000, 0.5), rate) < 0      # worse than the base rate
+    base = expected_logloss(truth, np.full(1000, rate))
+    expected = gap_closed(expected_logloss(truth, halfway), base, expected_logloss(truth, truth))
+    assert oracle_gap_closed(truth, halfway, rate) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("base_rate", [0.0, 1.0, float("nan"), -0.1])
+def test_oracle_gap_closed_needs_a_base_rate_inside_zero_one(base_rate):
+    with pytest.raises(ValueError, match="base_rate"):
+        oracle_gap_closed([0.1, 0.2], [0.1, 0.2], base_rate)

@@ -79,3 +79,18 @@ def test_multi_task_model_trains_through_the_loop_with_a_masked_task():
 def test_bad_arguments_raise(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@pytest.mark.parametrize("model_class", [SharedBottom, MMoE])
+@pytest.mark.parametrize("tower", [(16,), ()])
+def test_set_output_bias_moves_only_that_tasks_logit(model_class, tower):
+    model = model_class(CARDINALITIES, n_dense=4, tasks=TASKS, embedding_dim=4, tower=tower)
+    batch = make_batch()
+    before = {task: logit.detach() for task, logit in model(batch).items()}
+    model.set_output_bias("save", -4.0)
+    after = model(batch)
+    torch.testing.assert_close(after["click"], before["click"])
+    shift = after["save"] - before["save"]
+    torch.testing.assert_close(shift, torch.full_like(shift, float(shift[0])))   # one constant shift
+    output_layer = model.towers["save"][-1] if tower else model.towers["save"]
+    assert float(output_layer.bias) == -4.0

@@ -39,3 +39,11 @@ def test_a_tower_learns_only_from_its_surface_rows():
 def test_bad_arguments_raise(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_set_output_bias_sets_every_surface_tower():
+    model = MultiTower(CARDINALITIES, n_dense=4, tasks=("click", "save"), embedding_dim=4)
+    model.set_output_bias("save", -3.0)
+    for towers in model.towers:
+        assert float(towers["save"][-1].bias) == -3.0
+        assert float(towers["click"][-1].bias) != -3.0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ranking.batches import subset
-from ranking.nn import EmbeddingMLP, LogisticRegression
+from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
 from ranking.train import FitResult, evaluate_loss, fit, predict, task_loss_sums
 
 torch.set_num_threads(1)
@@ -93,10 +93,12 @@ def test_history_columns_and_best_epoch(data):
     history = result.history
     assert isinstance(history, pd.DataFrame)
     assert list(history.columns) == ["epoch", "train_loss", "train_loss_click", "train_loss_conversion",
-                                     "valid_loss", "valid_loss_click", "valid_loss_conversion", "seconds"]
+                                     "valid_loss", "valid_loss_click", "valid_loss_conversion", "valid_monitor",
+                                     "seconds"]
     assert history["epoch"].tolist() == [1, 2]
     expected = history["valid_loss_click"] + 0.5 * history["valid_loss_conversion"]
     np.testing.assert_allclose(history["valid_loss"], expected, rtol=1e-6)
+    np.testing.assert_allclose(history["valid_monitor"], history["valid_loss"], rtol=1e-6)   # the default
     assert result.best_epoch == int(history.loc[history["valid_loss"].idxmin(), "epoch"])
     without_valid = fit_lr(train, epochs=2, progress=True)
     assert "valid_loss" not in without_valid.history and without_valid.best_epoch == 2
@@ -220,6 +222,9 @@ def test_predictions_are_probabilities_in_input_order(data):
     (dict(epochs=0), "epochs"),
     (dict(batch_size=0), "batch_size"),
     (dict(patience=0), "patience"),
+    (dict(monitor="save"), "monitor names"),
+    (dict(monitor={}), "monitor must be"),
+    (dict(monitor={"click": float("nan")}), "monitor\\['click'\\]"),
 ])
 def test_bad_arguments_raise(data, change, match):
     train, _ = data
@@ -245,3 +250,93 @@ def test_bad_data_raises(data):
         predict(model, valid, precision="int8")
     with pytest.raises(ValueError, match="data is empty"):
         predict(model, {})
+    with pytest.raises(ValueError, match="data is empty"):
+        predict(model, {})
+
+
+@pytest.mark.parametrize("corrupt, match", [
+    (lambda d: dict(d, label_click=torch.where(torch.arange(len(d["label_click"])) == 7, math.nan,
+                                               d["label_click"])), r"train\['label_click'\] holds NaN labels \(1 rows\)"),
+    (lambda d: dict(d, label_click=d["label_click"] * 2), r"train\['label_click'\] holds labels outside \[0, 1\]"),
+    (lambda d: dict(d, label_click=d["label_click"].long()), r"train\['label_click'\] must be a float tensor"),
+    (lambda d: dict(d, dense=torch.where(d["dense"] > 2.5, math.inf, d["dense"])), r"train\['dense'\] holds NaN or inf"),
+    (lambda d: dict(d, user_id=d["user_id"] + 1), r"train\['user_id'\] holds id 200, but its embedding table has 200 rows"),
+    (lambda d: dict(d, surface=d["surface"] - 1), r"train\['surface'\] holds id -1"),
+    (lambda d: dict(d, surface=d["surface"].float()), r"train\['surface'\] must hold integer ids"),
+    (lambda d: {key: value for key, value in d.items() if key != "user_id"}, r"train has no 'user_id', a field"),
+])
+def test_data_that_would_train_silently_wrong_is_refused_naming_the_key(data, corrupt, match):
+    train, _ = data
+    for model_class in (LogisticRegression, EmbeddingMLP):
+        with pytest.raises(ValueError, match=match):
+            fit(build(model_class), corrupt(train), progress=False)
+
+
+def test_prediction_refuses_an_unknown_id_naming_the_field(data):
+    train, valid = data
+    model = fit_lr(train, epochs=1).model
+    with pytest.raises(ValueError, match=r"data\['user_id'\] holds id 200"):
+        predict(model, dict(valid, user_id=valid["user_id"] + 1))
+
+
+@pytest.mark.parametrize("model_class", [LogisticRegression, EmbeddingMLP, DCNv2])
+def test_start_at_base_rate_makes_every_head_begin_as_the_base_rate(data, model_class):
+    train, _ = data
+    tasks = ("click", "conversion")
+    masks = {"conversion": "label_click"}
+    model = build(model_class, tasks=tasks)
+    result = fit(model, train, tasks=tasks, task_masks=masks, start_at_base_rate=True, lr=0.0,
+                 epochs=1, progress=False)                 # lr 0: the model stays where it started
+    predicted = predict(result.model, train)
+    clicked = train["label_click"].numpy() == 1
+    click_rate = float(train["label_click"].mean())
+    conversion_rate = float(train["label_conversion"][train["label_click"] == 1].mean())
+    assert np.median(predicted["click"]) == pytest.approx(click_rate, rel=0.1)
+    assert np.median(predicted["conversion"][clicked]) == pytest.approx(conversion_rate, rel=0.1)
+    without = predict(build(model_class, tasks=tasks), train)
+    assert abs(np.median(without["click"]) - 0.5) < 0.1      # the default starts near p = 0.5
+
+
+def test_start_at_base_rate_needs_a_model_that_can_set_its_bias(data):
+    train, _ = data
+
+    class NoBias(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(3))
+
+        def forward(self, batch):
+            return {"click": batch["dense"] @ self.weight}
+
+    with pytest.raises(TypeError, match="set_output_bias"):
+        fit(NoBias(), train, start_at_base_rate=True, progress=False)
+
+
+def test_early_stopping_can_watch_one_task():
+    """Two heads on shared embeddings: the click is noise (weighted 5x), the conversion is learnable.
+
+    Watching the weighted loss stops when the click starts to memorize its noise;
+    watching the conversion keeps training while the conversion improves.
+    """
+    generator = torch.Generator().manual_seed(0)
+    n = 4000
+    user = torch.randint(0, N_USERS, (n,), generator=generator)
+    dense = torch.randn(n, 3, generator=generator)
+    rows = {"user_id": user, "surface": torch.zeros(n, dtype=torch.long), "dense": dense,
+            "label_click": torch.bernoulli(torch.full((n,), 0.5), generator=generator),
+            "label_conversion": torch.bernoulli(torch.sigmoid(2 * dense[:, 0]), generator=generator)}
+    train, valid = subset(rows, torch.arange(3000)), subset(rows, torch.arange(3000, n))
+    tasks = ("click", "conversion")
+    options = dict(tasks=tasks, task_weights={"click": 5.0}, epochs=12, batch_size=64, lr=0.001, patience=2,
+                   progress=False)
+    on_sum = fit(build(EmbeddingMLP, tasks=tasks, hidden=(64,)), train, valid, **options)
+    on_conversion = fit(build(EmbeddingMLP, tasks=tasks, hidden=(64,)), train, valid, monitor="conversion",
+                        **options)
+    history = on_conversion.history
+    np.testing.assert_allclose(history["valid_monitor"], history["valid_loss_conversion"], rtol=1e-6)
+    assert on_conversion.best_epoch == int(history.loc[history["valid_loss_conversion"].idxmin(), "epoch"])
+    weighted = fit(build(EmbeddingMLP, tasks=tasks, hidden=(64,)), train, valid,
+                   monitor={"click": 0.5, "conversion": 2.0}, **{**options, "epochs": 2})
+    expected = 0.5 * weighted.history["valid_loss_click"] + 2.0 * weighted.history["valid_loss_conversion"]
+    np.testing.assert_allclose(weighted.history["valid_monitor"], expected, rtol=1e-6)
+    assert on_conversion.best_epoch > on_sum.best_epoch
