@@ -39,7 +39,7 @@ STRICT ?= 0
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb) $(wildcard labs/solutions/*.ipynb))
 
-.PHONY: help venv book test student clean distclean
+.PHONY: help venv book test student clean distclean offline-assets check-offline
 
 help:
 	@sed -n '3,7s/^# \{0,1\}//p' Makefile
@@ -58,7 +58,7 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
 
 # The execution cache is keyed by each notebook's code only, so it is wiped (and
 # every page rebuilt) whenever the scale or the `ranking` package changes.
-book: $(STAMP)
+book: $(STAMP) offline-assets
 	key="$(RANKING_SCALE) $$( { cat requirements.txt; find ranking -name '*.py' | LC_ALL=C sort | xargs cat; } | sha1sum | cut -c1-16)"; \
 	flags=""; \
 	if [ "$(FORCE)" = 1 ] || [ "$$(cat _build/.book-key 2>/dev/null)" != "$$key" ]; then \
@@ -70,6 +70,16 @@ book: $(STAMP)
 	RANKING_SCALE=$(RANKING_SCALE) $(VENV)/bin/jupyter-book build . $$flags; \
 	echo "$$key" > _build/.book-key; \
 	echo "book: open _build/html/index.html"
+
+# The built book works offline: MathJax comes with the sphinx-mathjax-offline package, and
+# this fetches the ipywidgets manager and RequireJS from the npm registry (once, verified,
+# cached in _offline/cache) into _offline/static, which Sphinx copies to _build/html/_static.
+offline-assets: $(STAMP)
+	$(PY) tools/offline_assets.py
+
+# Fails, naming page and URL, when a built page loads a script, stylesheet or font from another host.
+check-offline: $(STAMP)
+	$(PY) tools/check_offline.py _build/html
 
 # pytest exits 5 when it collected no test: make treats that, like any non-zero
 # exit, as a failure. Student labs (labs/*.ipynb) are not executed: their stubs raise.
@@ -86,4 +96,4 @@ clean:
 	find . -path ./$(VENV) -prune -o -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) data/adlog-*
+	rm -rf $(VENV) data/adlog-* _offline
