@@ -104,15 +104,21 @@ def test_checker_names_page_and_url_and_follows_stylesheets(tmp_path):
     assert check_offline.main([str(tmp_path)]) == 1
 
 
-def test_checker_flags_widgets_the_manager_does_not_bundle(tmp_path):
+def test_checker_flags_widgets_the_manager_does_not_bundle_and_widgets_without_state(tmp_path):
     state = ('{"version_major": 2, "version_minor": 0, "state": {"a": {"model_module": "bqplot", '
              '"model_module_version": "^0.5", "view_module": "bqplot", "view_module_version": "^0.5"}, '
              '"b": {"model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0"}}}')
-    html = f'<script type="application/vnd.jupyter.widget-state+json">{state}</script>'
-    assert check_offline.scan_page(html).widget_modules == {"bqplot@^0.5", "@jupyter-widgets/controls@2.0.0"}
+    view = '<script type="application/vnd.jupyter.widget-view+json">{{"model_id": "{}"}}</script>'
+    views = "".join(view.format(model) for model in ("a", "b", "c"))
+    html = f'<script type="application/vnd.jupyter.widget-state+json">{state}</script>{views}'
+    scan = check_offline.scan_page(html)
+    assert scan.widget_modules == {"bqplot@^0.5", "@jupyter-widgets/controls@2.0.0"}
+    assert (scan.widget_models, scan.widget_views) == ({"a", "b"}, {"a", "b", "c"})
     (tmp_path / "page.html").write_text(html)
     _, problems = check_offline.check_site(tmp_path)
-    assert len(problems) == 1 and problems[0].startswith("page.html: widget module bqplot@^0.5 is not built")
+    assert len(problems) == 2
+    assert problems[0].startswith("page.html: widget module bqplot@^0.5 is not built into the widget manager")
+    assert problems[1].startswith("page.html: 1 widget output(s) without their saved state")
 
 
 # --- the asset script -----------------------------------------------------------------------
@@ -207,3 +213,4 @@ def test_built_book_serves_mathjax_and_the_widget_manager_itself(built_book):
     assert scripts.index(wanted[1]) < scripts.index(wanted[2]), "RequireJS must load before the manager"
     assert 'class="math' in html and "p_{\\text{click}}" in html  # the formula, for MathJax to typeset
     assert "@jupyter-widgets/controls@2.0.0" in scan.widget_modules  # the slider's state is embedded
+    assert scan.widget_views and scan.widget_views <= scan.widget_models

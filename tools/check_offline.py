@@ -10,7 +10,8 @@ local ``@import``), and fails, naming page and URL, when one of them loads from 
 - CSS ``@import`` and ``url(...)`` (fonts, images) in stylesheets, ``<style>`` and ``style=``;
 - widgets whose module is not built into the HTML manager (it would fetch it from a CDN).
 
-A local script or stylesheet that is missing from the build is reported too. Plain links
+A widget output whose saved state is missing from its page (it would render as nothing) and
+a local script or stylesheet missing from the build are reported too. Plain links
 (``<a href>``: the Colab launch buttons, the repository button) load nothing and are fine.
 
 Usage: ``python tools/check_offline.py _build/html`` (``make check-offline``); exit status 1
@@ -37,7 +38,9 @@ MEDIA_ATTRIBUTES = {
 }
 # The widget modules bundled in @jupyter-widgets/html-manager's embed-amd.js: any other needs a CDN.
 BUILTIN_WIDGET_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
-WIDGET_STATE_TYPE = "application/vnd.jupyter.widget-state+json"
+# The <script type=...> blocks holding a page's saved widget state and each widget output.
+_WIDGET_SCRIPTS = {"application/vnd.jupyter.widget-state+json": "widget-state",
+                   "application/vnd.jupyter.widget-view+json": "widget-view"}
 
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _CSS_URL = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)\s]*))\s*\)""", re.IGNORECASE)
@@ -56,10 +59,12 @@ class Load:
 
 @dataclass
 class PageScan:
-    """What one HTML page loads, and the widget modules its embedded widget state uses."""
+    """What one HTML page loads, and the widgets it shows and has the saved state of."""
 
     loads: list[Load] = field(default_factory=list)
-    widget_modules: set[str] = field(default_factory=set)
+    widget_modules: set[str] = field(default_factory=set)   # "name@version" in the saved state
+    widget_models: set[str] = field(default_factory=set)    # model ids in the saved state
+    widget_views: set[str] = field(default_factory=set)     # model ids of the widget outputs
 
 
 def is_remote(url: str) -> bool:
@@ -94,7 +99,7 @@ class _PageParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.scan = PageScan()
-        self._text_of: str | None = None   # "style" or "widget-state" while inside such a tag
+        self._text_of: str | None = None   # "style", "widget-state" or "widget-view" inside one
         self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -105,8 +110,8 @@ class _PageParser(HTMLParser):
                 add(Load("script", attributes["src"]))
             if attributes.get("data-jupyter-widgets-cdn"):
                 add(Load("widget CDN", attributes["data-jupyter-widgets-cdn"]))
-            if attributes.get("type") == WIDGET_STATE_TYPE:
-                self._text_of, self._text = "widget-state", []
+            if attributes.get("type") in _WIDGET_SCRIPTS:
+                self._text_of, self._text = _WIDGET_SCRIPTS[attributes["type"]], []
         elif tag == "link":
             rels = set(attributes.get("rel", "").lower().split())
             if rels & LOADING_RELS and attributes.get("href"):
@@ -128,7 +133,11 @@ class _PageParser(HTMLParser):
         if self._text_of == "style" and tag == "style":
             self.scan.loads.extend(css_loads("".join(self._text)))
         elif self._text_of == "widget-state" and tag == "script":
-            self.scan.widget_modules |= _widget_modules("".join(self._text))
+            state = json.loads("".join(self._text)).get("state", {})
+            self.scan.widget_models |= set(state)
+            self.scan.widget_modules |= _widget_modules(state)
+        elif self._text_of == "widget-view" and tag == "script":
+            self.scan.widget_views.add(json.loads("".join(self._text))["model_id"])
         else:
             return
         self._text_of = None
@@ -143,11 +152,10 @@ def _srcset_urls(value: str, is_srcset: bool) -> list[str]:
     return [candidate.split()[0] for candidate in value.split(",") if candidate.split()]
 
 
-def _widget_modules(state_json: str) -> set[str]:
-    """The ``name@version`` of every model and view module in an embedded widget state."""
-    models = json.loads(state_json).get("state", {}).values()
+def _widget_modules(state: dict[str, dict]) -> set[str]:
+    """The ``name@version`` of every model and view module in a saved widget state."""
     modules = set()
-    for model in models:
+    for model in state.values():
         for prefix in ("model", "view"):
             name = model.get(f"{prefix}_module")
             if name:
@@ -199,6 +207,10 @@ class SiteChecker:
             if module.rsplit("@", 1)[0] not in BUILTIN_WIDGET_MODULES:
                 problems.append(f"{name}: widget module {module} is not built into the widget manager "
                                 "(it would be fetched from a CDN)")
+        stateless = scan.widget_views - scan.widget_models
+        if stateless:
+            problems.append(f"{name}: {len(stateless)} widget output(s) without their saved state "
+                            "(they render as nothing): execute with the widget state stored")
         return problems
 
     def check_stylesheet(self, path: Path) -> list[str]:
