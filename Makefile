@@ -34,6 +34,8 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 # FORCE=1 re-executes every notebook of the book, ignoring the execution cache.
 FORCE ?= 0
+# Notebooks executed at once, each on one thread: one per core by default.
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 # STRICT=1 turns Sphinx warnings (a missing glue value, a broken reference) into errors.
 STRICT ?= 0
 
@@ -56,20 +58,16 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -e .
 	touch $@
 
-# The execution cache is keyed by each notebook's code only, so it is wiped (and
-# every page rebuilt) whenever the scale or the `ranking` package changes.
+# tools/build_book.py executes the notebooks whose code, scale, requirements or imported
+# `ranking` modules changed, WORKERS at a time (each single-threaded), stores them in
+# Jupyter Book's execution cache, then runs jupyter-book build, which only renders.
+# Seconds per notebook: _build/execution-times.json. Then no page may load anything
+# from another host (the book works offline).
 book: $(STAMP) offline-assets
-	key="$(RANKING_SCALE) $$( { cat requirements.txt; find ranking -name '*.py' | LC_ALL=C sort | xargs cat; } | sha1sum | cut -c1-16)"; \
-	flags=""; \
-	if [ "$(FORCE)" = 1 ] || [ "$$(cat _build/.book-key 2>/dev/null)" != "$$key" ]; then \
-	    echo "book: new scale or package code: executing every notebook"; \
-	    rm -rf _build/.jupyter_cache _build/jupyter_execute _build/.doctrees _build/.book-key; \
-	    flags="--all"; \
-	fi; \
-	if [ "$(STRICT)" = 1 ]; then flags="$$flags -W --keep-going"; fi; \
-	RANKING_SCALE=$(RANKING_SCALE) $(VENV)/bin/jupyter-book build . $$flags; \
-	echo "$$key" > _build/.book-key; \
-	echo "book: open _build/html/index.html"
+	$(PY) tools/build_book.py --scale $(RANKING_SCALE) --workers $(WORKERS) \
+	    $(if $(filter 1,$(FORCE)),--force) $(if $(filter 1,$(STRICT)),--strict)
+	$(PY) tools/check_offline.py _build/html
+	@echo "book: open _build/html/index.html"
 
 # The built book works offline: MathJax comes with the sphinx-mathjax-offline package, and
 # this fetches the ipywidgets manager and RequireJS from the npm registry (once, verified,

@@ -96,7 +96,7 @@ def train_one(model_name: str, setup_name: str, seed: int) -> dict:
     torch.manual_seed(seed)
     model = build(model_name, setup)
     lr = setup.get("lr", 1e-3)
-    embedding_params = list(model.embedding.parameters())
+    embedding_params = list(model.input.embedding.parameters())
     embedding_ids = {id(p) for p in embedding_params}
     dense_params = [p for p in model.parameters() if id(p) not in embedding_ids]
     groups = [{"params": dense_params, "weight_decay": setup.get("wd_dense", 0.0)},
@@ -107,7 +107,7 @@ def train_one(model_name: str, setup_name: str, seed: int) -> dict:
         optimizer = torch.optim.AdamW(groups, lr=lr)
     row_l2 = setup.get("row_l2", 0.0)
     looked_up = {}
-    model.embedding.register_forward_hook(lambda module, inputs, output: looked_up.__setitem__("e", output))
+    model.input.embedding.register_forward_hook(lambda module, inputs, output: looked_up.__setitem__("e", output))
 
     batches = Batches(DATA["train"], setup.get("batch_size", 4096), seed=seed)
     start, best_loss, best_state, best_epoch, history = time.perf_counter(), math.inf, None, 0, []

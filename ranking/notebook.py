@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
+import textwrap
 
 import numpy as np
 import torch
@@ -51,3 +53,28 @@ def glue(name: str, value, display: bool = False) -> None:
         print(f"{name} = {value}")
         return
     myst_glue(name, _Text(value) if isinstance(value, str) else value, display=display)
+
+
+class _Source:
+    """Python source that a notebook shows as a highlighted code block (plain text elsewhere)."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self.source.rstrip()}\n```"
+
+    def __repr__(self) -> str:
+        return self.source
+
+
+def show_code(*objects) -> None:
+    """Show the package's own source of each function or class, syntax-highlighted.
+
+    The book prints the code the tests test, read from the installed package,
+    so what a reader sees is what runs.
+    """
+    from IPython.display import display
+
+    for obj in objects:
+        display(_Source(textwrap.dedent(inspect.getsource(obj))))

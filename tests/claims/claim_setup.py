@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
-from ranking.metrics import expected_logloss, gap_closed
+from ranking.metrics import oracle_gap_closed
 from ranking.simulate import AdLogConfig, load_or_simulate
 
-MODERATE = AdLogConfig.preset("book", n_impressions=400_000, n_users=7_000, n_items=2_000, n_advertisers=200)
+MODERATE = AdLogConfig.preset("moderate")
 """A third of the book's impressions over a third of its ids: the same data per id, a third of the time."""
 FIT = dict(epochs=8, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False, seed=0)
 """The training settings of chapters 3 to 5 (tasks are given per call)."""
@@ -27,6 +27,4 @@ def encoded_split(config: AdLogConfig, tasks: tuple[str, ...]):
 def oracle_gap(test: dict, probs: np.ndarray, task: str, prior: float, rows: np.ndarray | None = None) -> float:
     """Share of the base-rate -> oracle gap closed, in expected log loss, on ``rows`` of the test days."""
     rows = np.ones(len(probs), dtype=bool) if rows is None else rows
-    truth = test[f"oracle_{task}"].numpy()[rows]
-    base = expected_logloss(truth, np.full(len(truth), prior))
-    return gap_closed(expected_logloss(truth, probs[rows]), base, expected_logloss(truth, truth))
+    return oracle_gap_closed(test[f"oracle_{task}"].numpy()[rows], probs[rows], prior)

@@ -116,8 +116,10 @@ def test_bad_seed_raises():
 
 
 def test_presets_grow_and_book_is_big_enough():
-    smoke, book, gpu = (AdLogConfig.preset(n) for n in ("smoke", "book", "gpu"))
-    assert smoke.n_impressions < book.n_impressions < gpu.n_impressions
+    smoke, moderate, book, gpu = (AdLogConfig.preset(n) for n in ("smoke", "moderate", "book", "gpu"))
+    assert smoke.n_impressions < moderate.n_impressions < book.n_impressions < gpu.n_impressions
+    # the moderate log keeps the book's data per id: a third of the impressions over a third of the ids
+    assert moderate.n_impressions / moderate.n_users == pytest.approx(book.n_impressions / book.n_users, rel=0.05)
     assert book.n_impressions >= 1_000_000
     assert gpu.n_impressions >= 9 * book.n_impressions
 
@@ -128,6 +130,15 @@ def test_from_env_reads_the_scale(monkeypatch):
     monkeypatch.setenv("RANKING_SCALE", "nope")
     with pytest.raises(ValueError, match="nope"):
         AdLogConfig.from_env()
+
+
+@pytest.mark.parametrize("scale, smaller", [("smoke", "smoke"), ("book", "moderate"), ("gpu", "book")])
+def test_moderate_from_env_is_a_smaller_log_for_many_runs(monkeypatch, scale, smaller):
+    monkeypatch.setenv("RANKING_SCALE", scale)
+    assert AdLogConfig.moderate_from_env() == AdLogConfig.preset(smaller)
+    monkeypatch.setenv("RANKING_SCALE", "nope")
+    with pytest.raises(ValueError, match="nope"):
+        AdLogConfig.moderate_from_env()
 
 
 def test_fingerprint_changes_with_any_knob():
