@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebook_deps import execution_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "_build"
-CACHE_DIR = BUILD / ".jupyter_cache"
-KEYS_FILE = BUILD / ".execution-keys.json"
-REPORT_FILE = BUILD / "execution-times.json"
+CACHE_DIR = "_build/.jupyter_cache"
+"""Jupyter Book 1's execution cache, under the book's root."""
+KEYS_FILE = "_build/.execution-keys.json"
+REPORT_FILE = "_build/execution-times.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -59,8 +59,7 @@ def book_notebooks(root: Path = ROOT) -> list[Path]:
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     config = yaml.safe_load((root / "_config.yml").read_text())
     excluded = config.get("execute", {}).get("exclude_patterns", [])
-    entries = [toc["root"]] + [chapter["file"] for part in toc.get("parts", [])
-                               for chapter in part.get("chapters", [])]
+    entries = [toc["root"]] + list(_toc_files(toc))
     notebooks = []
     for entry in entries:
         path = root / f"{entry}.ipynb"
@@ -68,6 +67,15 @@ def book_notebooks(root: Path = ROOT) -> list[Path]:
         if path.exists() and not any(fnmatch.fnmatch(relative, pattern) for pattern in excluded):
             notebooks.append(path)
     return notebooks
+
+
+def _toc_files(entry: dict):
+    """Every ``file`` of a table of contents, in order, through parts, chapters and sections."""
+    for key in ("parts", "chapters", "sections"):
+        for child in entry.get(key, []):
+            if "file" in child:
+                yield child["file"]
+            yield from _toc_files(child)
 
 
 def notebook_timeout(root: Path = ROOT) -> int:
@@ -111,27 +119,32 @@ def _strip_ansi(text: str) -> str:
 class ExecutionCache:
     """Jupyter Book's execution cache plus, per notebook, the key of its last successful run."""
 
-    def __init__(self, cache_dir: Path = CACHE_DIR, keys_file: Path = KEYS_FILE):
+    def __init__(self, root: Path = ROOT):
         from jupyter_cache import get_cache
 
-        self.cache = get_cache(str(cache_dir))
-        self.keys_file = keys_file
-        self.records = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+        self.root = root
+        self.cache = get_cache(str(root / CACHE_DIR))
+        self.keys_file = root / KEYS_FILE
+        self.records = json.loads(self.keys_file.read_text()) if self.keys_file.exists() else {}
+
+    def name(self, path: Path) -> str:
+        """The notebook's path from the book's root, as the report and the keys file name it."""
+        return path.relative_to(self.root).as_posix()
 
     def is_current(self, path: Path, key: str) -> bool:
         """True when the last successful run had this key and its outputs are still cached."""
-        return self.records.get(_name(path), {}).get("key") == key and self._cached_record(path) is not None
+        return self.records.get(self.name(path), {}).get("key") == key and self._cached_record(path) is not None
 
     def seconds(self, path: Path) -> float | None:
         """How long the notebook took when it last ran successfully."""
-        return self.records.get(_name(path), {}).get("seconds")
+        return self.records.get(self.name(path), {}).get("seconds")
 
     def forget(self, path: Path) -> None:
         """Drop the notebook's outputs, so that nothing renders stale outputs if it fails."""
         record = self._cached_record(path)
         if record is not None:
             self.cache.remove_cache(record.pk)
-        self.records.pop(_name(path), None)
+        self.records.pop(self.name(path), None)
         self._save()
 
     def store(self, path: Path, notebook_json: str, seconds: float, key: str) -> None:
@@ -141,7 +154,7 @@ class ExecutionCache:
         notebook = nbformat.reads(notebook_json, as_version=4)
         self.cache.cache_notebook_bundle(CacheBundleIn(notebook, str(path), data={"execution_seconds": seconds}),
                                          check_validity=False, overwrite=True)
-        self.records[_name(path)] = {"key": key, "seconds": round(seconds, 1),
+        self.records[self.name(path)] = {"key": key, "seconds": round(seconds, 1),
                                      "executed": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self._save()
 
@@ -156,15 +169,12 @@ class ExecutionCache:
         self.keys_file.write_text(json.dumps(self.records, indent=1, sort_keys=True) + "\n")
 
 
-def _name(path: Path) -> str:
-    return path.relative_to(ROOT).as_posix()
-
-
 # ----------------------------------------------------------------- the build
 def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool,
                     cache: ExecutionCache) -> tuple[list[dict], list[str]]:
     """Execute the notebooks whose key changed, in parallel; return one row per notebook and the failures."""
-    keys = {path: execution_key(path, scale, ROOT) for path in notebooks}
+    keys = {path: execution_key(path, scale, cache.root) for path in notebooks}
+    _name = cache.name
     stale = [path for path in notebooks if force or not cache.is_current(path, keys[path])]
     rows = [{"notebook": _name(path), "seconds": cache.seconds(path), "executed": False}
             for path in notebooks if path not in stale]
@@ -179,7 +189,7 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
 
     print(f"book: executing {len(stale)} notebook(s) with {min(workers, len(stale))} worker(s)", flush=True)
     failures: list[str] = []
-    timeout = notebook_timeout()
+    timeout = notebook_timeout(cache.root)
     with ProcessPoolExecutor(max_workers=min(workers, len(stale))) as pool:
         running: dict[Future, Path] = {pool.submit(execute_notebook, str(path), timeout): path for path in stale}
         while running:
@@ -203,9 +213,9 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
     return sorted(rows, key=lambda row: order[row["notebook"]]), failures
 
 
-def render(strict: bool) -> None:
+def render(root: Path, strict: bool) -> None:
     """Run ``jupyter-book build``; every notebook's outputs are already in its cache."""
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)]
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)]
     if strict:
         command += ["-W", "--keep-going"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -235,6 +245,36 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
+def build(root: Path, scale: str, workers: int, force: bool = False, strict: bool = False,
+          render_pages: bool = True) -> dict:
+    """Execute what changed, render, write the report; SystemExit naming the failures if a cell raised."""
+    os.environ["RANKING_SCALE"] = scale
+    for variable in THREAD_VARIABLES:      # each kernel single-threaded: workers do not fight over cores
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+    start = time.perf_counter()
+    notebooks = book_notebooks(root)
+    print(f"book: {len(notebooks)} notebooks at scale {scale!r}", flush=True)
+    rows, failures = execute_changed(notebooks, scale, workers, force, ExecutionCache(root))
+    report = {"scale": scale, "workers": workers, "machine": machine(),
+              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "execution_wall_seconds": round(time.perf_counter() - start, 1), "notebooks": rows}
+    if failures:
+        raise SystemExit("book: failed\n" + "\n".join(failures))
+    if render_pages:
+        render_start = time.perf_counter()
+        render(root, strict)
+        report["render_seconds"] = round(time.perf_counter() - render_start, 1)
+    report["total_seconds"] = round(time.perf_counter() - start, 1)
+    (root / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (root / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
+    executed = sum(row["executed"] for row in rows)
+    print(f"book: {executed} executed, {len(rows) - executed} from the cache; "
+          f"{report['total_seconds']:.0f} s in all; times in {REPORT_FILE}", flush=True)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default=os.environ.get("RANKING_SCALE", "book"),
@@ -244,35 +284,11 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="re-execute every notebook")
     parser.add_argument("--strict", action="store_true", help="turn Sphinx warnings into errors")
     parser.add_argument("--no-render", action="store_true", help="execute only; do not run jupyter-book")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the book's root (default: this repository)")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-
-    os.environ["RANKING_SCALE"] = args.scale
-    for variable in THREAD_VARIABLES:      # each kernel single-threaded: workers do not fight over cores
-        os.environ.setdefault(variable, "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-
-    start = time.perf_counter()
-    notebooks = book_notebooks()
-    print(f"book: {len(notebooks)} notebooks at scale {args.scale!r}", flush=True)
-    rows, failures = execute_changed(notebooks, args.scale, args.workers, args.force, ExecutionCache())
-    executed_seconds = time.perf_counter() - start
-    report = {"scale": args.scale, "workers": args.workers, "machine": machine(),
-              "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "execution_wall_seconds": round(executed_seconds, 1), "notebooks": rows}
-    if failures:
-        raise SystemExit("book: failed\n" + "\n".join(failures))
-    if not args.no_render:
-        render_start = time.perf_counter()
-        render(args.strict)
-        report["render_seconds"] = round(time.perf_counter() - render_start, 1)
-    report["total_seconds"] = round(time.perf_counter() - start, 1)
-    BUILD.mkdir(exist_ok=True)
-    REPORT_FILE.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"book: {len([r for r in rows if r['executed']])} executed, "
-          f"{len([r for r in rows if not r['executed']])} from the cache; "
-          f"{report['total_seconds']:.0f} s in all; times in {REPORT_FILE.relative_to(ROOT)}", flush=True)
+    build(args.root.resolve(), args.scale, args.workers, args.force, args.strict, not args.no_render)
 
 
 if __name__ == "__main__":
