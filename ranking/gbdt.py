@@ -48,7 +48,7 @@ def _check_frame(frame: pd.DataFrame, columns: Sequence[str]) -> None:
 
 def counts_before(frame: pd.DataFrame, keys: Sequence[str], label: str = "click"
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Impressions and positive labels of the same key strictly earlier in time, per row.
+    """Per row: impressions and positive labels of its key strictly earlier in time.
 
     Rows are sorted by (key, timestamp); a running count per key, taken at the
     first row of each (key, timestamp) group, counts only earlier rows, so a
@@ -59,7 +59,8 @@ def counts_before(frame: pd.DataFrame, keys: Sequence[str], label: str = "click"
     if not keys:
         raise ValueError("keys must name at least one column")
     _check_frame(frame, [*keys, "timestamp", label])
-    key = frame.groupby(keys, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    groups = frame.groupby(keys, sort=False, observed=True, dropna=False)
+    key = groups.ngroup().to_numpy()
     time = frame["timestamp"].to_numpy()
     positive = frame[label].to_numpy().astype(np.int64)
 
@@ -68,14 +69,17 @@ def counts_before(frame: pd.DataFrame, keys: Sequence[str], label: str = "click"
     row = np.arange(len(order))
     new_key = np.r_[True, key[1:] != key[:-1]]
     new_moment = new_key | np.r_[True, time[1:] != time[:-1]]
-    key_start = np.maximum.accumulate(np.where(new_key, row, 0))        # first row of the key
-    moment_start = np.maximum.accumulate(np.where(new_moment, row, 0))  # first row of (key, time)
-    positives_before_row = np.cumsum(positive) - positive               # over all earlier rows
+    # the first row of each row's key, and of its (key, time) group
+    key_start = np.maximum.accumulate(np.where(new_key, row, 0))
+    moment_start = np.maximum.accumulate(np.where(new_moment, row, 0))
+    # positive labels over all earlier rows, of any key
+    positives_before_row = np.cumsum(positive) - positive
 
     impressions = np.empty(len(order), dtype=np.int64)
     positives = np.empty(len(order), dtype=np.int64)
     impressions[order] = moment_start - key_start
-    positives[order] = positives_before_row[moment_start] - positives_before_row[key_start]
+    positives[order] = (positives_before_row[moment_start]
+                        - positives_before_row[key_start])
     return impressions, positives
 
 
@@ -102,7 +106,10 @@ def _check_smoothing(prior: float, strength: float) -> None:
 
 def smoothed_rate(clicks: np.ndarray, impressions: np.ndarray, prior: float,
                   strength: float) -> np.ndarray:
-    """(clicks + strength * prior) / (impressions + strength): the prior when nothing was seen."""
+    """(clicks + strength * prior) / (impressions + strength).
+
+    With no impressions seen, this is exactly the prior.
+    """
     return (clicks + strength * prior) / (impressions + strength)
 
 

@@ -208,8 +208,11 @@ def gap_closed(model_logloss: float, base_logloss: float, oracle_logloss: float)
     return float((base_logloss - model_logloss) / (base_logloss - oracle_logloss))
 
 
-def expected_logloss(true_probs: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
-    """Log loss averaged over the label's own randomness: mean of -[p log q + (1 - p) log(1 - q)].
+def expected_logloss(true_probs: ArrayLike, probs: ArrayLike,
+                     eps: float = 1e-7) -> float:
+    """Log loss averaged over the label's own randomness:
+
+        mean of -[p log q + (1 - p) log(1 - q)]
 
     On a simulated log the true probability p of every row is known, so a model
     q can be scored against p itself instead of against one coin flip drawn
@@ -223,10 +226,12 @@ def expected_logloss(true_probs: ArrayLike, probs: ArrayLike, eps: float = 1e-7)
     p = _to_numpy(true_probs, "true_probs")
     q = _to_numpy(probs, "probs")
     if len(p) != len(q):
-        raise ValueError(f"true_probs and probs must have the same length, got {len(p)} and {len(q)}")
+        raise ValueError("true_probs and probs must have the same length, "
+                         f"got {len(p)} and {len(q)}")
     for name, values in (("true_probs", p), ("probs", q)):
         if values.min() < 0 or values.max() > 1:
-            raise ValueError(f"{name} must lie in [0, 1], got range [{values.min()}, {values.max()}]")
+            raise ValueError(f"{name} must lie in [0, 1], got range "
+                             f"[{values.min()}, {values.max()}]")
     q = np.clip(q, eps, 1 - eps)
     return float(-(p * np.log(q) + (1 - p) * np.log1p(-q)).mean())
 

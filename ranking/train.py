@@ -69,20 +69,24 @@ def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Se
 
 def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         tasks: Sequence[str] = ("click",), task_masks: dict[str, str] | None = None,
-        task_weights: dict[str, float] | None = None, epochs: int = 3, batch_size: int = 4096,
-        lr: float = 1e-3, weight_decay: float = 0.0, device: str | torch.device | None = None,
-        precision: str = "fp32", seed: int = 0, patience: int = 2,
-        monitor: str | dict[str, float] | None = None, start_at_base_rate: bool = False,
-        progress: bool = True) -> FitResult:
+        task_weights: dict[str, float] | None = None, epochs: int = 3,
+        batch_size: int = 4096, lr: float = 1e-3, weight_decay: float = 0.0,
+        device: str | torch.device | None = None, precision: str = "fp32",
+        seed: int = 0, patience: int = 2,
+        monitor: str | dict[str, float] | None = None,
+        start_at_base_rate: bool = False, progress: bool = True) -> FitResult:
     """Train ``model`` with Adam on sum_t weight_t * (mean log loss of task t).
 
     task_masks: {task: key}, the task's loss counts only rows where data[key] == 1.
     task_weights: {task: weight}; tasks not named weigh 1.
-    device: None picks "cuda" when available, else "cpu"; model and data move there once.
+    device: None picks "cuda" when available, else "cpu"; model and data move
+        there once.
     precision: "fp32", "bf16" or "fp16" (autocast; fp16 also scales the loss).
-    patience: with ``valid``, stop after this many epochs without a lower monitored loss.
-    monitor: what early stopping watches on ``valid``: None, the weighted loss being
-        trained; a task's name, that task's loss alone; {task: weight}, that weighted sum.
+    patience: with ``valid``, stop after this many epochs without a lower
+        monitored loss.
+    monitor: what early stopping watches on ``valid``: None, the weighted loss
+        being trained; a task's name, that task's loss alone; {task: weight},
+        that weighted sum.
     start_at_base_rate: start each head's output bias at the log-odds of its task's
         rate in ``train`` (over the task's masked rows), so every head begins as the
         base-rate predictor; needs a model with ``set_output_bias(task, logit)``.
@@ -103,7 +107,8 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     train = to_device(train, device)
     valid = to_device(valid, device) if valid is not None else None
     batches = Batches(train, batch_size, seed=seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr,
+                                 weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     rows, best_loss, best_state, best_epoch = [], math.inf, None, 0
@@ -116,20 +121,25 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
             with _autocast(device, precision):
                 sums = task_loss_sums(model(batch), batch, tasks, task_masks)
             # mean over each task's rows; a task with no rows in this batch adds 0
-            loss = sum(weights[task] * total / count.clamp(min=1) for task, (total, count) in sums.items())
+            loss = sum(weights[task] * total / count.clamp(min=1)
+                       for task, (total, count) in sums.items())
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             running.add(sums)
-            if progress and (step % 50 == 0 or step == len(batches)):   # reading the loss syncs the GPU
+            # reading the loss syncs the GPU: only now and then
+            if progress and (step % 50 == 0 or step == len(batches)):
                 bar.set_postfix(loss=f"{running.means()['loss']:.4f}")
-        row = {"epoch": epoch, **{f"train_{key}": value for key, value in running.means().items()}}
+        row = {"epoch": epoch,
+               **{f"train_{key}": value for key, value in running.means().items()}}
         if valid is not None:
-            losses = evaluate_loss(model, valid, tasks=tasks, task_masks=task_masks, task_weights=weights,
-                                   device=device, precision=precision)
+            losses = evaluate_loss(model, valid, tasks=tasks, task_masks=task_masks,
+                                   task_weights=weights, device=device,
+                                   precision=precision)
             row.update({f"valid_{key}": value for key, value in losses.items()})
-            row["valid_monitor"] = sum(weight * losses[f"loss_{task}"] for task, weight in monitor_weights.items()
+            row["valid_monitor"] = sum(weight * losses[f"loss_{task}"]
+                                       for task, weight in monitor_weights.items()
                                        if not math.isnan(losses[f"loss_{task}"]))
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
@@ -138,7 +148,8 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
             best_epoch = epoch
         elif row["valid_monitor"] < best_loss:
             best_loss, best_epoch = row["valid_monitor"], epoch
-            best_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+            best_state = {key: value.detach().clone()
+                          for key, value in model.state_dict().items()}
         elif epoch - best_epoch >= patience:
             break
     if best_state is not None:

@@ -20,17 +20,23 @@ import numpy as np
 import pandas as pd
 
 
-def utility(probs: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
-    """sum_t weights[t] * probs[t], per candidate. Every weighted action needs its probabilities."""
+def utility(probs: Mapping[str, np.ndarray],
+            weights: Mapping[str, float]) -> np.ndarray:
+    """sum_t weights[t] * probs[t], per candidate.
+
+    Every weighted action needs its probabilities.
+    """
     if not weights:
         raise ValueError("weights is empty: name at least one action")
     missing = sorted(set(weights) - set(probs))
     if missing:
-        raise ValueError(f"no probabilities for weighted action(s) {missing}; have {sorted(probs)}")
+        raise ValueError(f"no probabilities for weighted action(s) {missing}; "
+                         f"have {sorted(probs)}")
     columns = [np.asarray(probs[action], dtype=float) for action in weights]
     sizes = {len(column) for column in columns}
     if len(sizes) != 1:
-        raise ValueError(f"the actions' probability arrays differ in length: {sorted(sizes)}")
+        raise ValueError("the actions' probability arrays differ in length: "
+                         f"{sorted(sizes)}")
     return sum(weight * column for weight, column in zip(weights.values(), columns))
 
 

@@ -17,17 +17,21 @@ class FeatureEmbedding(nn.Module):
     def __init__(self, cardinalities: dict[str, int], dim: int):
         super().__init__()
         if not cardinalities:
-            raise ValueError("cardinalities is empty: need at least one categorical field")
+            raise ValueError(
+                "cardinalities is empty: need at least one categorical field")
         for name, size in cardinalities.items():
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"cardinalities[{name!r}] must be a positive integer, got {size!r}")
+                raise ValueError(f"cardinalities[{name!r}] must be a positive "
+                                 f"integer, got {size!r}")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer, got {dim!r}")
         self.fields = tuple(cardinalities)
         self.dim = dim
-        self.tables = nn.ModuleDict({name: nn.Embedding(size, dim) for name, size in cardinalities.items()})
+        self.tables = nn.ModuleDict({name: nn.Embedding(size, dim)
+                                     for name, size in cardinalities.items()})
         for table in self.tables.values():
-            # torch's default N(0, 1) is far larger than the other inputs; CTR models start small.
+            # torch's default N(0, 1) is far larger than the other inputs;
+            # CTR models start small.
             nn.init.normal_(table.weight, std=0.01)
 
     @property
@@ -40,25 +44,32 @@ class FeatureEmbedding(nn.Module):
         return self.n_fields * self.dim
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        vectors = [self.tables[name](batch[name]) for name in self.fields]   # F x (B, dim)
-        return torch.stack(vectors, dim=1)                                   # (B, F, dim)
+        # F x (B, dim): one vector per field and row
+        vectors = [self.tables[name](batch[name]) for name in self.fields]
+        return torch.stack(vectors, dim=1)  # (B, F, dim)
 
     def check_ids(self, data: dict[str, torch.Tensor], name: str = "data") -> None:
-        """Raise a ValueError naming the field if ``data`` lacks one, or holds an id its table has no row for.
+        """Raise a ValueError, naming the field, if ``data`` lacks a field or holds
+        an id its table has no row for.
 
-        Without this, a bad id surfaces as torch's bare "index out of range in self",
-        which names neither the field nor the value.
+        Without this, a bad id surfaces as torch's bare
+        "index out of range in self", which names neither the field nor the value.
         """
         for field in self.fields:
             if field not in data:
-                raise ValueError(f"{name} has no {field!r}, a field of the model's embedding tables")
+                raise ValueError(f"{name} has no {field!r}, a field of the model's "
+                                 "embedding tables")
             ids = data[field]
-            if ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.is_complex():
-                raise ValueError(f"{name}[{field!r}] must hold integer ids, got dtype {ids.dtype}")
+            if (ids.dtype.is_floating_point or ids.dtype == torch.bool
+                    or ids.is_complex()):
+                raise ValueError(f"{name}[{field!r}] must hold integer ids, "
+                                 f"got dtype {ids.dtype}")
             if ids.numel() == 0:
                 continue
-            low, high, size = int(ids.min()), int(ids.max()), self.tables[field].num_embeddings
+            low, high = int(ids.min()), int(ids.max())
+            size = self.tables[field].num_embeddings
             if low < 0 or high >= size:
                 bad = low if low < 0 else high
-                raise ValueError(f"{name}[{field!r}] holds id {bad}, but its embedding table has {size} rows "
+                raise ValueError(f"{name}[{field!r}] holds id {bad}, but its "
+                                 f"embedding table has {size} rows "
                                  f"(ids 0 to {size - 1})")

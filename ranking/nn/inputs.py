@@ -30,9 +30,10 @@ class ModelInput(nn.Module):
         self.output_dim = self.embedding.output_dim + n_dense
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self.embedding(batch).flatten(1)                              # (B, F * E)
+        x = self.embedding(batch).flatten(1)            # (B, F * E)
         if self.dense_input is not None:
-            x = torch.cat([x, self.dense_input(batch["dense"])], dim=1)   # (B, F * E + D)
+            dense = self.dense_input(batch["dense"])    # (B, D)
+            x = torch.cat([x, dense], dim=1)            # (B, F * E + D)
         return x
 
 

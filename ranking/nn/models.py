@@ -78,9 +78,10 @@ class EmbeddingMLP(nn.Module):
         self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.input(batch)                                             # (B, F * E + D)
-        h = self.mlp(x)                                                   # (B, H)
-        return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
+        x = self.input(batch)                         # (B, F * E + D)
+        h = self.mlp(x)                               # (B, H)
+        return {task: head(h).squeeze(-1)             # each (B,)
+                for task, head in self.heads.items()}
 
     def set_output_bias(self, task: str, logit: float) -> None:
         """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
@@ -123,13 +124,14 @@ class DCNv2(nn.Module):
         self.heads = nn.ModuleDict({task: nn.Linear(head_dim, 1) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x0 = self.input(batch)                                            # (B, D0 = F * E + D)
-        crossed = self.cross(x0)                                          # (B, D0)
+        x0 = self.input(batch)                              # (B, D0 = F * E + D)
+        crossed = self.cross(x0)                            # (B, D0)
         if self.structure == "stacked":
-            h = self.mlp(crossed)                                         # (B, H)
+            h = self.mlp(crossed)                           # (B, H)
         else:
-            h = torch.cat([crossed, self.mlp(x0)], dim=1)                 # (B, D0 + H)
-        return {task: head(h).squeeze(-1) for task, head in self.heads.items()}   # each (B,)
+            h = torch.cat([crossed, self.mlp(x0)], dim=1)   # (B, D0 + H)
+        return {task: head(h).squeeze(-1)                   # each (B,)
+                for task, head in self.heads.items()}
 
     def set_output_bias(self, task: str, logit: float) -> None:
         """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""

@@ -52,8 +52,9 @@ class SharedBottom(nn.Module):
         self.towers = nn.ModuleDict({task: _tower(self.bottom.output_dim, tower) for task in self.tasks})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        shared = self.bottom(self.input(batch))                                        # (B, H)
-        return {task: tower(shared).squeeze(-1) for task, tower in self.towers.items()}  # each (B,)
+        shared = self.bottom(self.input(batch))           # (B, H)
+        return {task: tower(shared).squeeze(-1)           # each (B,)
+                for task, tower in self.towers.items()}
 
     def set_output_bias(self, task: str, logit: float) -> None:
         """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
@@ -82,13 +83,14 @@ class MMoE(nn.Module):
         return {task: torch.softmax(gate(x), dim=-1) for task, gate in self.gates.items()}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.input(batch)                                                   # (B, D)
-        experts = torch.stack([expert(x) for expert in self.experts], dim=1)    # (B, E, H)
+        x = self.input(batch)                                       # (B, D)
+        outputs = [expert(x) for expert in self.experts]            # E x (B, H)
+        experts = torch.stack(outputs, dim=1)                       # (B, E, H)
         logits = {}
         for task, gate in self.gates.items():
-            weights = torch.softmax(gate(x), dim=-1)                            # (B, E)
-            mixed = (weights.unsqueeze(-1) * experts).sum(dim=1)               # (B, H)
-            logits[task] = self.towers[task](mixed).squeeze(-1)                 # (B,)
+            weights = torch.softmax(gate(x), dim=-1)                # (B, E)
+            mixed = (weights.unsqueeze(-1) * experts).sum(dim=1)    # (B, H)
+            logits[task] = self.towers[task](mixed).squeeze(-1)     # (B,)
         return logits
 
     def set_output_bias(self, task: str, logit: float) -> None:

@@ -44,12 +44,13 @@ class MultiTower(nn.Module):
             for _ in range(n_surfaces))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        shared = self.bottom(self.input(batch))                                   # (B, H)
-        surface = batch["surface"].long().unsqueeze(1)                            # (B, 1)
+        shared = self.bottom(self.input(batch))                         # (B, H)
+        surface = batch["surface"].long().unsqueeze(1)                  # (B, 1)
         logits = {}
         for task in self.tasks:
-            every_tower = torch.cat([towers[task](shared) for towers in self.towers], dim=1)  # (B, S)
-            logits[task] = every_tower.gather(1, surface).squeeze(1)              # (B,)
+            outputs = [towers[task](shared) for towers in self.towers]  # S x (B, 1)
+            every_tower = torch.cat(outputs, dim=1)                     # (B, S)
+            logits[task] = every_tower.gather(1, surface).squeeze(1)    # (B,)
         return logits
 
     def set_output_bias(self, task: str, logit: float) -> None:

@@ -215,7 +215,8 @@ def _affinity(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
 
 
 def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
-                 surface: np.ndarray, timestamp: np.ndarray, matches_interest: np.ndarray,
+                 surface: np.ndarray, timestamp: np.ndarray,
+                 matches_interest: np.ndarray,
                  features: dict[str, np.ndarray]) -> np.ndarray:
     """The true click logit without its per-surface intercept.
 
@@ -223,23 +224,25 @@ def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarra
     user x item affinity and item popularity count, and which relevance score
     (context pin, query) exists at all.
     """
-    affinity_scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])[surface]
-    popularity_effect = np.array([c.surface_popularity_effect[s] for s in SURFACES])[surface]
+    # one value per surface, looked up for each row with [surface] below
+    affinity_scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])
+    popularity_effect = np.array([c.surface_popularity_effect[s] for s in SURFACES])
     popularity = _log_z(world.item_save_count)[item]
     engagement = np.log1p(features["user_engagement_count"])
     hour = (timestamp % SECONDS_PER_DAY) / 3600.0
+    context, query = features["context_similarity"], features["query_match"]
     return (
-        affinity_scale * _affinity(c, world, user, item, "click")
+        affinity_scale[surface] * _affinity(c, world, user, item, "click")
         + c.short_term_effect * matches_interest
-        + popularity_effect * popularity
+        + popularity_effect[surface] * popularity
         + 0.25 * (engagement - engagement.mean())
         + 0.10 * _log_z(world.user_follower_count)[user]
         + world.item_quality[item]
         + 0.5 * world.advertiser_quality[world.item_advertiser[item]]
         + c.video_click_effect * world.item_is_video[item]
         + 0.15 * np.sin(2 * np.pi * (hour - 14.0) / 24.0)
-        + c.context_effect * 2.0 * (features["context_similarity"] - 0.5) * (features["context_similarity"] > 0)
-        + c.query_effect * 2.0 * (features["query_match"] - 0.5) * (features["query_match"] > 0)
+        + c.context_effect * 2.0 * (context - 0.5) * (context > 0)
+        + c.query_effect * 2.0 * (query - 0.5) * (query > 0)
     )
 
 
