@@ -19,7 +19,6 @@ results/multitask_training_probe-cpu.json.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -31,7 +30,7 @@ from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_gap_closed
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.simulate import TASKS, AdLogConfig, load_or_simulate
-from ranking.train import fit, predict
+from ranking.train import entropy_weights, fit, predict
 
 FIT = dict(epochs=10, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False,
            start_at_base_rate=True)
@@ -57,20 +56,19 @@ def rates(train) -> dict[str, float]:
                         else train[f"label_{task}"].mean()) for task in TASKS}
 
 
-def entropy(rate: float) -> float:
-    return -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
-
-
-def run(scale: str, part: str, model_name: str, tasks: tuple[str, ...], monitor: str, seed: int) -> dict:
+def run(scale: str, part: str, model_name: str, tasks: tuple[str, ...], monitor: str, seed: int,
+        weighting: str) -> dict:
     encoder, train, valid, test = data(scale)
     base = rates(train)
-    weights = {"sum": None, "click": "click",
-               "normalized": {task: 1 / entropy(base[task]) for task in tasks}}[monitor]
+    masks = {"conversion": "label_click"} if "conversion" in tasks else None
+    normalized = entropy_weights(train, tasks, masks)
+    task_weights = normalized if weighting == "normalized" else None
+    watch = {"sum": None, "click": "click", "normalized": normalized}[monitor]
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = MODELS[model_name](encoder.cardinalities, encoder.n_dense, tasks=tasks)
-    masks = {"conversion": "label_click"} if "conversion" in tasks else None
-    result = fit(model, train, valid, tasks=tasks, task_masks=masks, monitor=weights, seed=seed, **FIT)
+    result = fit(model, train, valid, tasks=tasks, task_masks=masks, task_weights=task_weights, monitor=watch,
+                 seed=seed, **FIT)
     probs = predict(model, test)
     clicked = test["label_click"].numpy() == 1
     gaps = {}
@@ -79,6 +77,7 @@ def run(scale: str, part: str, model_name: str, tasks: tuple[str, ...], monitor:
         gaps[task] = round(oracle_gap_closed(test[f"oracle_{task}"].numpy()[rows], probs[task][rows],
                                              base[task]), 4)
     return {"part": part, "model": model_name, "tasks": "+".join(tasks), "monitor": monitor, "seed": seed,
+            "weighting": weighting,
             "best_epoch": result.best_epoch, "epochs_run": len(result.history),
             "gap_closed": gaps, "seconds": round(time.perf_counter() - started, 1)}
 
@@ -89,22 +88,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--parts", nargs="+", default=["heads", "claim3"], choices=["heads", "claim3"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--weighting", default="plain", choices=["plain", "normalized"],
+                        help="task weights in the loss: 1 each, or entropy_weights (normalized entropies)")
+    parser.add_argument("--monitors", nargs="+", default=["sum", "normalized", "click"])
+    parser.add_argument("--name", default="multitask_training_probe")
     args = parser.parse_args()
     started = time.perf_counter()
     jobs = []
     if "heads" in args.parts:
-        jobs += [(args.scale, "heads", name, TASKS, monitor, 0)
-                 for monitor in ("sum", "normalized", "click") for name in MODELS]
+        jobs += [(args.scale, "heads", name, TASKS, monitor, 0, args.weighting)
+                 for monitor in args.monitors for name in MODELS]
     if "claim3" in args.parts:
-        jobs += [(args.scale, "claim3", name, tasks, "click", seed)
+        jobs += [(args.scale, "claim3", name, tasks, "click", seed, args.weighting)
                  for seed in args.seeds for name in MODELS for tasks in TASK_SETS.values()]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         runs = []
         for result in pool.map(run, *zip(*jobs)):
             print(result, flush=True)
             runs.append(result)
-    path = write_result("multitask_training_probe", {
-        "scale": args.scale, "fit": {k: v for k, v in FIT.items() if k != "progress"},
+    path = write_result(args.name, {
+        "scale": args.scale, "weighting": args.weighting, "fit": {k: v for k, v in FIT.items() if k != "progress"},
         "runs": runs, "seconds": round(time.perf_counter() - started)})
     print(f"wrote {path}")
 

@@ -67,6 +67,59 @@ def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Se
     return sums
 
 
+def task_rates(data: TensorDict, tasks: Sequence[str] = ("click",),
+               task_masks: dict[str, str] | None = None) -> dict[str, float]:
+    """Each task's positive rate in ``data``, over the rows its loss counts."""
+    task_masks = task_masks or {}
+    rates = {}
+    for task in tasks:
+        label = data[f"label_{task}"]
+        if task in task_masks:
+            label = label[data[task_masks[task]].eq(1)]
+        if label.numel() == 0:
+            raise ValueError(f"task {task!r} has no rows to take a rate from")
+        rates[task] = float(label.float().mean())
+    return rates
+
+
+def start_heads_at_base_rate(model: nn.Module, data: TensorDict, tasks: Sequence[str] = ("click",),
+                             task_masks: dict[str, str] | None = None) -> None:
+    """Set each head's output bias to the log-odds of its task's rate in ``data``.
+
+    A head whose bias starts at 0 predicts p = 0.5. For a task with a 0.3%
+    rate, Adam at lr 1e-3 moves that bias by about 0.001 a step: thousands of
+    steps to reach log(0.003 / 0.997) = -5.8, long after the shared layers
+    start to memorize. Started there, every head begins as the base-rate
+    predictor and only has to learn how rows differ from it.
+    """
+    if not callable(getattr(model, "set_output_bias", None)):
+        raise TypeError(f"start_at_base_rate needs a model with set_output_bias(task, logit); "
+                        f"{type(model).__name__} has none")
+    for task, rate in task_rates(data, tasks, task_masks).items():
+        rate = min(max(rate, 1e-6), 1 - 1e-6)
+        model.set_output_bias(task, math.log(rate / (1 - rate)))
+
+
+def entropy_weights(data: TensorDict, tasks: Sequence[str],
+                    task_masks: dict[str, str] | None = None) -> dict[str, float]:
+    """Loss weights H(r_first) / H(r_task): every task's loss scaled like its normalized entropy.
+
+    H(r) = -r log r - (1 - r) log(1 - r) is the log loss of always predicting
+    the rate r, so loss / H(r) is a task's normalized entropy (He et al. 2014),
+    1 at the base rate whatever the rate. With these weights a rare task counts
+    in the shared layers, and in early stopping when passed as ``monitor``, as
+    much as a common one. The first task keeps weight 1, and so the scale a
+    single-task model trains at.
+    """
+    entropies = {}
+    for task, rate in task_rates(data, tasks, task_masks).items():
+        if not 0 < rate < 1:
+            raise ValueError(f"task {task!r} has rate {rate}: its entropy is 0, it cannot be weighted")
+        entropies[task] = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+    first = entropies[tasks[0]]
+    return {task: first / entropy for task, entropy in entropies.items()}
+
+
 def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         tasks: Sequence[str] = ("click",), task_masks: dict[str, str] | None = None,
         task_weights: dict[str, float] | None = None, epochs: int = 3,
@@ -102,7 +155,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
 
     torch.manual_seed(seed)
     if start_at_base_rate:
-        _start_at_base_rate(model, train, tasks, task_masks)
+        start_heads_at_base_rate(model, train, tasks, task_masks)
     model.to(device)
     train = to_device(train, device)
     valid = to_device(valid, device) if valid is not None else None
@@ -308,22 +361,6 @@ def _check_monitor(monitor: str | dict[str, float] | None, tasks: tuple[str, ...
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
             raise ValueError(f"monitor[{task!r}] must be a finite weight >= 0, got {weight!r}")
     return {task: float(weight) for task, weight in monitor.items()}
-
-
-def _start_at_base_rate(model: nn.Module, train: TensorDict, tasks: Sequence[str],
-                        task_masks: dict[str, str]) -> None:
-    """Set each head's output bias to log(rate / (1 - rate)) of its task in ``train``."""
-    if not callable(getattr(model, "set_output_bias", None)):
-        raise TypeError(f"start_at_base_rate needs a model with set_output_bias(task, logit); "
-                        f"{type(model).__name__} has none")
-    for task in tasks:
-        label = train[f"label_{task}"]
-        if task in task_masks:
-            label = label[train[task_masks[task]].eq(1)]
-        if label.numel() == 0:
-            raise ValueError(f"start_at_base_rate: task {task!r} has no training rows")
-        rate = min(max(float(label.float().mean()), 1e-6), 1 - 1e-6)
-        model.set_output_bias(task, math.log(rate / (1 - rate)))
 
 
 def _check_positive(**values: int) -> None:

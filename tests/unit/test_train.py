@@ -9,7 +9,8 @@ import torch
 
 from ranking.batches import subset
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
-from ranking.train import FitResult, evaluate_loss, fit, predict, task_loss_sums
+from ranking.train import (FitResult, entropy_weights, evaluate_loss, fit, predict, task_loss_sums,
+                           task_rates)
 
 torch.set_num_threads(1)
 
@@ -340,3 +341,28 @@ def test_early_stopping_can_watch_one_task():
     expected = 0.5 * weighted.history["valid_loss_click"] + 2.0 * weighted.history["valid_loss_conversion"]
     np.testing.assert_allclose(weighted.history["valid_monitor"], expected, rtol=1e-6)
     assert on_conversion.best_epoch > on_sum.best_epoch
+
+
+def test_task_rates_count_a_masked_task_on_its_rows_only(data):
+    train, _ = data
+    rates = task_rates(train, ("click", "conversion"), {"conversion": "label_click"})
+    clicked = train["label_click"] == 1
+    assert rates["click"] == pytest.approx(float(train["label_click"].mean()))
+    assert rates["conversion"] == pytest.approx(float(train["label_conversion"][clicked].mean()))
+    with pytest.raises(ValueError, match="'conversion' has no rows"):
+        task_rates(dict(train, label_click=torch.zeros_like(train["label_click"])), ("conversion",),
+                   {"conversion": "label_click"})
+
+
+def test_entropy_weights_make_each_weighted_loss_a_normalized_entropy():
+    labels = {"label_click": torch.tensor([1.0] * 20 + [0.0] * 980),      # rate 2%
+              "label_hide": torch.tensor([1.0] * 3 + [0.0] * 997)}        # rate 0.3%
+    weights = entropy_weights(labels, ("click", "hide"))
+    assert weights["click"] == 1.0
+    entropy = lambda r: -(r * math.log(r) + (1 - r) * math.log(1 - r))
+    assert weights["hide"] == pytest.approx(entropy(0.02) / entropy(0.003))
+    # the base-rate predictor's weighted loss is the same for both tasks: H(click) each
+    for task, rate in (("click", 0.02), ("hide", 0.003)):
+        assert weights[task] * entropy(rate) == pytest.approx(entropy(0.02))
+    with pytest.raises(ValueError, match="entropy is 0"):
+        entropy_weights({"label_click": torch.zeros(10)}, ("click",))
