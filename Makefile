@@ -4,6 +4,7 @@
 #   make book RANKING_SCALE=gpu    the same on a GPU machine, with about ten times the data
 #   make test                      unit tests, lab checks and every chapter/solution at smoke scale
 #   make student                   regenerate labs/*.ipynb from labs/solutions/*.ipynb
+#   make bench                     speed benchmarks, one thread each, JSON in benchmarks/results
 #   make clean                     remove build outputs (keeps .venv and generated data)
 #
 # Every target creates .venv and installs what it needs on first use.
@@ -41,10 +42,10 @@ STRICT ?= 0
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb) $(wildcard labs/solutions/*.ipynb))
 
-.PHONY: help venv book test student clean distclean offline-assets check-offline
+.PHONY: help venv book test student clean distclean offline-assets check-offline bench
 
 help:
-	@sed -n '3,7s/^# \{0,1\}//p' Makefile
+	@sed -n '3,8s/^# \{0,1\}//p' Makefile
 
 venv: $(STAMP)
 
@@ -87,6 +88,26 @@ test: $(STAMP)
 
 student: $(STAMP)
 	$(PY) tools/make_student.py
+
+# The speed benchmarks, each on one thread (OMP_NUM_THREADS above), on the BENCH_SCALE log
+# (smoke, book or gpu; generated once, cached in data/). Each writes
+# benchmarks/results/<name>-<cpu|gpu>.json naming the machine. On a GPU machine the larger
+# batches and the wide inference model are timed too; without one they are left out (the
+# wide model alone takes about ten minutes on a 2-core CPU). The *_probe.py scripts are
+# one-off experiments that chapters cite: run them by hand (README, "Benchmarks").
+BENCH_SCALE ?= book
+BENCH_GPU = $(shell $(PY) -c "import torch; print(int(torch.cuda.is_available()))")
+BENCH_DEVICE = $(if $(filter 1,$(BENCH_GPU)),gpu,cpu)
+
+bench: $(STAMP)
+	$(PY) benchmarks/simulate_speed.py --scale $(BENCH_SCALE)
+	$(PY) benchmarks/batching.py --scale $(BENCH_SCALE)
+	$(PY) benchmarks/train_throughput.py --scale $(BENCH_SCALE) \
+	    $(if $(filter 1,$(BENCH_GPU)),--batch-sizes 4096 32768)
+	$(PY) benchmarks/inference_precision.py --scale $(BENCH_SCALE) \
+	    --sizes book $(if $(filter 1,$(BENCH_GPU)),wide)
+	@for name in simulate_speed batching train_throughput inference_precision; do \
+	    echo "bench: wrote benchmarks/results/$$name-$(BENCH_DEVICE).json"; done
 
 clean:
 	rm -rf _build build .pytest_cache *.egg-info
