@@ -236,8 +236,9 @@ def expected_logloss(true_probs: ArrayLike, probs: ArrayLike,
     return float(-(p * np.log(q) + (1 - p) * np.log1p(-q)).mean())
 
 
-def oracle_gap_closed(true_probs: ArrayLike, probs: ArrayLike, base_rate: float) -> float:
-    """Share of the gap from the base rate to the oracle a model closes, in expected log loss.
+def oracle_gap_closed(true_probs: ArrayLike, probs: ArrayLike,
+                      base_rate: float) -> float:
+    """Share of the base rate -> oracle gap a model closes, in expected log loss.
 
     ``gap_closed`` of the model's ``expected_logloss`` against the true
     probabilities, between the constant ``base_rate`` (pass the training rate)

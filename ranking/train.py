@@ -82,7 +82,8 @@ def task_rates(data: TensorDict, tasks: Sequence[str] = ("click",),
     return rates
 
 
-def start_heads_at_base_rate(model: nn.Module, data: TensorDict, tasks: Sequence[str] = ("click",),
+def start_heads_at_base_rate(model: nn.Module, data: TensorDict,
+                             tasks: Sequence[str] = ("click",),
                              task_masks: dict[str, str] | None = None) -> None:
     """Set each head's output bias to the log-odds of its task's rate in ``data``.
 
@@ -93,8 +94,8 @@ def start_heads_at_base_rate(model: nn.Module, data: TensorDict, tasks: Sequence
     predictor and only has to learn how rows differ from it.
     """
     if not callable(getattr(model, "set_output_bias", None)):
-        raise TypeError(f"start_at_base_rate needs a model with set_output_bias(task, logit); "
-                        f"{type(model).__name__} has none")
+        raise TypeError("start_at_base_rate needs a model with "
+                        f"set_output_bias(task, logit); {type(model).__name__} has none")
     for task, rate in task_rates(data, tasks, task_masks).items():
         rate = min(max(rate, 1e-6), 1 - 1e-6)
         model.set_output_bias(task, math.log(rate / (1 - rate)))
@@ -102,7 +103,7 @@ def start_heads_at_base_rate(model: nn.Module, data: TensorDict, tasks: Sequence
 
 def entropy_weights(data: TensorDict, tasks: Sequence[str],
                     task_masks: dict[str, str] | None = None) -> dict[str, float]:
-    """Loss weights H(r_first) / H(r_task): every task's loss scaled like its normalized entropy.
+    """Loss weights H(r_first) / H(r_task): each loss scaled like a normalized entropy.
 
     H(r) = -r log r - (1 - r) log(1 - r) is the log loss of always predicting
     the rate r, so loss / H(r) is a task's normalized entropy (He et al. 2014),
@@ -114,7 +115,8 @@ def entropy_weights(data: TensorDict, tasks: Sequence[str],
     entropies = {}
     for task, rate in task_rates(data, tasks, task_masks).items():
         if not 0 < rate < 1:
-            raise ValueError(f"task {task!r} has rate {rate}: its entropy is 0, it cannot be weighted")
+            raise ValueError(f"task {task!r} has rate {rate}: its entropy is 0, "
+                             "it cannot be weighted")
         entropies[task] = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
     first = entropies[tasks[0]]
     return {task: first / entropy for task, entropy in entropies.items()}
