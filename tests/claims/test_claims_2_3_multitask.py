@@ -1,23 +1,28 @@
-"""Claims 2 and 3: an abundant task lifts a sparse one; a task that conflicts hurts a shared bottom, less an MMoE.
+"""Claims 2 and 3: an abundant task lifts a sparse one; other tasks cost a shared bottom's click, less an MMoE's.
 
-Chapter 4's experiments at a moderate, fixed-seed scale (the log of the claim-1
-test: a third of the book's impressions over a third of its ids). Every task is
-scored against the oracle with the expected log loss (the log loss averaged
-over the label's randomness, see ``ranking.metrics.expected_logloss``) on the
-test impressions it is defined on (every one; the clicked ones for the
-conversion), so a sparse task's score carries no label noise.
+Chapter 4's experiments on its smaller log (a third of the book's impressions
+over a third of its ids), with its training recipe: every head starts at its
+base rate, task losses are weighted by base-rate entropy. Every task is scored
+against the oracle with the expected log loss on the test impressions it is
+defined on (every one; the clicked ones for the conversion), so a sparse task's
+score carries no label noise.
 """
 
 import numpy as np
 import pytest
 import torch
 
-from claim_setup import FIT, MODERATE, encoded_split, oracle_gap
+from claim_setup import MODERATE, encoded_split, oracle_gap
 from ranking.batches import subset
 from ranking.nn import EmbeddingMLP
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.simulate import TASKS
-from ranking.train import fit, predict
+from ranking.train import entropy_weights, fit, predict, task_rates
+
+RECIPE = dict(epochs=10, patience=2, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False,
+              start_at_base_rate=True)
+"""Chapter 4's training settings."""
+CLICKED_ONLY = {"conversion": "label_click"}
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +31,15 @@ def data():
     return encoder, *tensors
 
 
-def train_and_predict(model, train, valid, test, tasks, masks=None) -> dict[str, np.ndarray]:
-    torch.manual_seed(0)
-    fit(model, train, valid, tasks=tasks, task_masks=masks, **FIT)
+def train_and_predict(model, train, valid, test, tasks, masks=None, seed=0, **options) -> dict[str, np.ndarray]:
+    torch.manual_seed(seed)
+    fit(model, train, valid, tasks=tasks, task_masks=masks, seed=seed, **{**RECIPE, **options})
     return predict(model, test)
+
+
+def build(model_class, encoder, tasks, seed=0):
+    torch.manual_seed(seed)
+    return model_class(encoder.cardinalities, encoder.n_dense, tasks=tasks)
 
 
 @pytest.fixture(scope="module")
@@ -40,44 +50,64 @@ def claim2(data):
     train = {**train, "conversion_labelled": train["label_click"] * keep}
     valid = {**valid, "conversion_labelled": valid["label_click"]}
     labelled = train["conversion_labelled"] == 1
-    prior = float(train["label_conversion"][labelled].mean())
-    alone = train_and_predict(EmbeddingMLP(encoder.cardinalities, encoder.n_dense, tasks=("conversion",)),
-                              subset(train, labelled), subset(valid, valid["label_click"] == 1), test,
-                              ("conversion",))
-    shared = train_and_predict(SharedBottom(encoder.cardinalities, encoder.n_dense, tasks=("click", "conversion")),
-                               train, valid, test, ("click", "conversion"), {"conversion": "conversion_labelled"})
+    pair, masks = ("click", "conversion"), {"conversion": "conversion_labelled"}
+    prior = task_rates(train, pair, masks)["conversion"]
+    weights = entropy_weights(train, pair, masks)
+    alone = train_and_predict(build(EmbeddingMLP, encoder, ("conversion",)), subset(train, labelled),
+                              subset(valid, valid["label_click"] == 1), test, ("conversion",))
+    shared = train_and_predict(build(SharedBottom, encoder, pair), train, valid, test, pair, masks,
+                               task_weights=weights, monitor=weights)
     clicked = test["label_click"].numpy() == 1        # the conversion is defined after a click
     return {name: oracle_gap(test, probs["conversion"], "conversion", prior, clicked)
             for name, probs in (("conversion only", alone), ("with click", shared))}
 
 
 def test_claim2_the_click_lifts_the_sparse_conversion_task(claim2):
-    # measured on the clicked test rows: conversion only -19.5 (some thirty conversions: it fits their
-    # noise), with the click -0.27 (still short of the base rate with so few labels, but far closer)
-    assert claim2["with click"] > claim2["conversion only"] + 0.3, claim2
+    # measured on the clicked test rows (41 training conversions): conversion only -1.5% (it
+    # fits some noise), with the click +0.3%. With a fair loop the lift is small (chapter 4).
+    assert claim2["with click"] > claim2["conversion only"] + 0.008, claim2
+    assert claim2["with click"] > -0.005, claim2
 
 
 @pytest.fixture(scope="module")
 def claim3(data):
-    """Click gap closed when the network learns the click alone or with every other task."""
+    """Click gap closed, alone and with all five tasks, each network stopped on its click's validation loss.
+
+    Also the five-task shared bottom trained the plain way (heads at p = 0.5, the
+    summed loss, stopped on the sum), the confound chapter 4 removes.
+    """
     encoder, train, valid, test = data
     prior = float(train["label_click"].mean())
     gaps = {}
-    for name, model_class in (("shared bottom", SharedBottom), ("MMoE", MMoE)):
-        for label, tasks in (("click", ("click",)), ("all tasks", TASKS)):
-            model = model_class(encoder.cardinalities, encoder.n_dense, tasks=tasks)
-            masks = {"conversion": "label_click"} if "conversion" in tasks else None
-            probs = train_and_predict(model, train, valid, test, tasks, masks)
-            gaps[name, label] = oracle_gap(test, probs["click"], "click", prior)
+    for seed in (0, 1):
+        for name, model_class in (("shared bottom", SharedBottom), ("MMoE", MMoE)):
+            for label, tasks in (("click", ("click",)), ("all tasks", TASKS)):
+                masks = {task: key for task, key in CLICKED_ONLY.items() if task in tasks}
+                weights = entropy_weights(train, tasks, masks)
+                probs = train_and_predict(build(model_class, encoder, tasks, seed), train, valid, test, tasks,
+                                          masks, seed, task_weights=weights, monitor="click", patience=1)
+                gaps[name, label, seed] = oracle_gap(test, probs["click"], "click", prior)
+    probs = train_and_predict(build(SharedBottom, encoder, TASKS), train, valid, test, TASKS, CLICKED_ONLY,
+                              start_at_base_rate=False, patience=1)
+    gaps["shared bottom", "plain loop"] = oracle_gap(test, probs["click"], "click", prior)
     return gaps
 
 
-def test_claim3_more_tasks_hurt_the_shared_bottom(claim3):
-    # measured: shared bottom, click alone 0.265, with every task 0.132
-    assert claim3["shared bottom", "all tasks"] < claim3["shared bottom", "click"] - 0.06, claim3
+def _change(gaps, name):
+    """Mean over seeds of (click gap with all tasks) - (click gap alone)."""
+    return float(np.mean([gaps[name, "all tasks", seed] - gaps[name, "click", seed] for seed in (0, 1)]))
 
 
-def test_claim3_with_every_task_the_mmoe_keeps_more_of_the_click(claim3):
-    # measured, with all five tasks: MMoE 0.203, shared bottom 0.132. (Alone the MMoE is also ahead,
-    # 0.328 vs 0.265: at this scale what it reduces is the damage's level more than its size.)
-    assert claim3["MMoE", "all tasks"] > claim3["shared bottom", "all tasks"] + 0.03, claim3
+def test_claim3_the_plain_loop_confounds_the_cost_of_sharing(claim3):
+    # measured: the plain five-task loop closes 0.13 of the click gap, the fair one 0.34 (seed 0)
+    assert claim3["shared bottom", "plain loop"] < claim3["shared bottom", "all tasks", 0] - 0.1, claim3
+
+
+def test_claim3_other_tasks_cost_the_shared_bottoms_click(claim3):
+    # measured: -1.3 points of the gap on average over two seeds (-1.1 and -1.5)
+    assert _change(claim3, "shared bottom") < -0.005, claim3
+
+
+def test_claim3_the_mmoe_keeps_more_of_the_click(claim3):
+    # measured: MMoE +0.5 points on average (+0.7, +0.3), shared bottom -1.3
+    assert _change(claim3, "MMoE") > _change(claim3, "shared bottom") + 0.008, claim3
