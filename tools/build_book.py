@@ -180,8 +180,10 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
             for path in notebooks if path not in stale]
     for row in rows:
         print(f"  cached    {row['notebook']:<36} ({row['seconds']} s when it last ran)", flush=True)
-    # Longest first (by the last recorded time; never-run notebooks count as longest) keeps workers busy.
-    stale.sort(key=lambda path: -(cache.seconds(path) or float("inf")))
+    # Longest first keeps the workers busy: by the last recorded time, and a notebook
+    # never run counts as longest, the largest notebook file first.
+    stale.sort(key=lambda path: (cache.seconds(path) or float("inf"), len(path.read_bytes())),
+               reverse=True)
     for path in stale:
         cache.forget(path)
     if not stale:
