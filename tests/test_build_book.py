@@ -147,7 +147,8 @@ def _write_book(root: Path, cells: dict[str, list[str]]) -> None:
 
 
 def test_parallel_build_caches_reuses_and_renders(tmp_path, capsys):
-    _write_book(tmp_path, {"first": ["import os\nprint('first ran', os.environ['OMP_NUM_THREADS'])"],
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2], [3, 4])\nplt.show()"
+    _write_book(tmp_path, {"first": ["import os\nprint('first ran', os.environ['OMP_NUM_THREADS'])", plot],
                            "second": ["print(6 * 7)"]})
     report = build_book.build(tmp_path, "smoke", workers=2)
     assert {row["notebook"]: row["executed"] for row in report["notebooks"]} == {
@@ -156,6 +157,7 @@ def test_parallel_build_caches_reuses_and_renders(tmp_path, capsys):
     assert "Executing notebook using" not in output          # Jupyter Book only rendered from the cache
     page = (tmp_path / "_build" / "html" / "book" / "first.html").read_text()
     assert "first ran 1" in page                             # each kernel is single-threaded
+    assert "<img" in page and ".png" in page                 # figures are drawn into the page
     written = json.loads((tmp_path / "_build" / "execution-times.json").read_text())
     assert written["workers"] == 2 and written["scale"] == "smoke" and written["machine"]["cpu_count"] >= 1
     assert all(row["seconds"] > 0 for row in written["notebooks"])

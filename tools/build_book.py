@@ -52,6 +52,7 @@ CACHE_DIR = "_build/.jupyter_cache"
 KEYS_FILE = "_build/.execution-keys.json"
 REPORT_FILE = "_build/execution-times.json"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def book_notebooks(root: Path = ROOT) -> list[Path]:
@@ -253,7 +254,9 @@ def build(root: Path, scale: str, workers: int, force: bool = False, strict: boo
     os.environ["RANKING_SCALE"] = scale
     for variable in THREAD_VARIABLES:      # each kernel single-threaded: workers do not fight over cores
         os.environ.setdefault(variable, "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # Kernels draw figures inline, into the page; a non-interactive backend (Agg, as the
+    # tests set) would drop every figure without an error.
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
 
     start = time.perf_counter()
     notebooks = book_notebooks(root)
