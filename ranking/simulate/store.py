@@ -1,4 +1,4 @@
-"""Save and load generated logs as parquet, cached by a hash of the config and seed.
+"""Save and load generated logs as parquet, cached by a hash of the config, the seed and the generator.
 
 A log is written to a temporary folder and renamed into place in one step, so
 an interrupted write never leaves a folder that ``load`` would accept. Every
@@ -7,6 +7,7 @@ table is checked against the schema below when it is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,10 +72,26 @@ def default_data_dir() -> Path:
     return Path.home() / ".cache" / "ranking-ads"
 
 
+GENERATOR_FILES = ("config.py", "world.py", "logs.py")
+"""The modules whose code decides what a log holds."""
+
+
+def generator_version() -> str:
+    """A short hash of the generator's source: a cached log is reused only by the code that made it.
+
+    Otherwise a change to the generator would leave every notebook reading the
+    log the old code wrote, under the same knobs.
+    """
+    digest = hashlib.sha256()
+    for name in GENERATOR_FILES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def log_path(config: AdLogConfig, seed: int, data_dir: str | Path | None = None) -> Path:
-    """Folder of the log generated from ``config`` and ``seed``."""
+    """Folder of the log generated from ``config`` and ``seed`` by this version of the generator."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    return data_dir / f"adlog-{config.fingerprint()}-seed{seed}"
+    return data_dir / f"adlog-{config.fingerprint()}-{generator_version()}-seed{seed}"
 
 
 def save(logs: AdLogs, data_dir: str | Path | None = None) -> Path:

@@ -1,5 +1,7 @@
 """Parquet storage: round trip, cache, atomic writes and schema checks."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -28,6 +30,20 @@ def test_cache_key_depends_on_config_and_seed(tmp_path):
     paths = {log_path(TINY, 0, tmp_path), log_path(TINY, 1, tmp_path),
              log_path(TINY.with_(task_correlation=0.1), 0, tmp_path)}
     assert len(paths) == 3
+
+
+def test_a_changed_generator_does_not_read_the_old_generators_log(tmp_path, monkeypatch):
+    """The key holds a hash of the generator's code: edit it, and the cached log is not reused."""
+    before = log_path(TINY, 0, tmp_path)
+    generator = tmp_path / "generator"
+    generator.mkdir()
+    for name in store.GENERATOR_FILES:
+        (generator / name).write_text((Path(store.__file__).parent / name).read_text())
+    monkeypatch.setattr(store, "__file__", str(generator / "store.py"))
+    assert log_path(TINY, 0, tmp_path) == before             # same code, same folder
+    logs_file = generator / "logs.py"
+    logs_file.write_text(logs_file.read_text() + "# a changed generator\n")
+    assert log_path(TINY, 0, tmp_path) != before
 
 
 def test_load_or_simulate_reuses_the_cache(tmp_path, monkeypatch):
