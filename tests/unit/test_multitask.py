@@ -94,4 +94,4 @@ def test_set_output_bias_moves_only_that_tasks_logit(model_class, tower):
     shift = after["save"] - before["save"]
     torch.testing.assert_close(shift, torch.full_like(shift, float(shift[0])))   # one constant shift
     output_layer = model.towers["save"][-1] if tower else model.towers["save"]
-    assert float(output_layer.bias) == -4.0
+    assert output_layer.bias.detach().item() == -4.0
