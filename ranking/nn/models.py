@@ -60,7 +60,19 @@ class LogisticRegression(nn.Module):
             self.bias[self.tasks.index(task)] = logit
 
 
-class EmbeddingMLP(nn.Module):
+class _LinearHeads(nn.Module):
+    """What EmbeddingMLP and DCNv2 share: a ``ModelInput`` and a linear head per task in ``self.heads``."""
+
+    def set_output_bias(self, task: str, logit: float) -> None:
+        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
+        set_bias(self.heads[task], logit)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        upgrade_input_keys(state_dict, prefix)   # checkpoints saved before ModelInput
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class EmbeddingMLP(_LinearHeads):
     """Shared bottom: embeddings of every field + dense -> one MLP -> a linear head per task.
 
     The MLP learns the feature interactions LR cannot; all tasks share it and
@@ -83,20 +95,12 @@ class EmbeddingMLP(nn.Module):
         return {task: head(h).squeeze(-1)             # each (B,)
                 for task, head in self.heads.items()}
 
-    def set_output_bias(self, task: str, logit: float) -> None:
-        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
-        set_bias(self.heads[task], logit)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        upgrade_input_keys(state_dict, prefix)   # checkpoints saved before ModelInput
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
 
 DCN_STRUCTURES = ("stacked", "parallel")
 """How DCN V2 combines its cross network and its MLP (Wang et al. 2021, figure 2)."""
 
 
-class DCNv2(nn.Module):
+class DCNv2(_LinearHeads):
     """DCN V2 (Wang et al., WWW 2021): a cross network and an MLP over x0, a linear head per task.
 
     x0 is every field's embedding and the dense features, concatenated. The
@@ -132,11 +136,3 @@ class DCNv2(nn.Module):
             h = torch.cat([crossed, self.mlp(x0)], dim=1)   # (B, D0 + H)
         return {task: head(h).squeeze(-1)                   # each (B,)
                 for task, head in self.heads.items()}
-
-    def set_output_bias(self, task: str, logit: float) -> None:
-        """Start ``task``'s logit at a constant (see ``fit(start_at_base_rate=True)``)."""
-        set_bias(self.heads[task], logit)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        upgrade_input_keys(state_dict, prefix)   # checkpoints saved before ModelInput
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
