@@ -102,6 +102,12 @@ class AdLogConfig:
     """Share of impressions whose item is retrieved from the current interest."""
     retrieval_previous_share: float = 0.15
     """Share retrieved from the previous (stale) interest: no boost."""
+    event_candidates: int = 8
+    """Items a user looks at for each engagement event; taste picks the one engaged with."""
+    event_taste_strength: float = 1.5
+    """How strongly long-term taste picks the engaged item among the candidates (0: at random)."""
+    event_action_strength: float = 1.5
+    """How strongly taste sets the action: saves on the best-liked items (0: at random)."""
 
     # --- pretrained item embeddings -----------------------------------------
     pretrained_dim: int = 64
@@ -181,7 +187,7 @@ class AdLogConfig:
     def _validate(self) -> None:
         self._validate_types()
         for name in ("n_users", "n_items", "n_advertisers", "n_impressions", "n_days",
-                     "n_categories", "latent_dim", "pretrained_dim"):
+                     "n_categories", "latent_dim", "pretrained_dim", "event_candidates"):
             _check_positive_int(name, getattr(self, name))
         _check_nonnegative_int("history_days", self.history_days)
         if self.n_advertisers > self.n_items:
@@ -205,7 +211,8 @@ class AdLogConfig:
         for name in ("good_click_share", "save_rate", "hide_rate", "conversion_rate"):
             _check_range(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
         for name in ("affinity_scale", "context_effect", "query_effect", "short_term_effect",
-                     "interest_switch_per_day", "outage_days", "outage_start_day"):
+                     "interest_switch_per_day", "outage_days", "outage_start_day",
+                     "event_taste_strength", "event_action_strength"):
             _check_range(name, getattr(self, name), 0.0)
         _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, open_low=True)
         _check_range("events_per_day", self.events_per_day, 0.0, open_low=True)
@@ -351,6 +358,9 @@ PLANTED_EFFECTS: dict[str, str] = {
     "interest_switch_per_day": "how fast the short-term interest drifts",
     "short_term_effect": "click boost when the item matches the current interest",
     "sequence_purity": "share of recent events that reveal the current interest",
+    "event_candidates": "items a user looks at per engagement event",
+    "event_taste_strength": "how strongly taste picks the engaged item (long-term taste in the sequence)",
+    "event_action_strength": "how strongly taste sets the action (saves on the best-liked items)",
     "pretrained_cosine": "cosine of pretrained item embeddings to the truth",
     "video_share": "share of video items (different action profile)",
     "conversion_rate": "post-click conversion rate",

@@ -69,7 +69,13 @@ def simulate(config: AdLogConfig | None = None, seed: int = 0) -> AdLogs:
 
 # ----------------------------------------------------------------------------- events
 def _engagement_events(c: AdLogConfig, world: World, rng: np.random.Generator) -> pd.DataFrame:
-    """Each user's organic engagement stream, mostly from their current interest."""
+    """Each user's organic engagement stream, mostly from their current interest.
+
+    For every event the user looks at a few candidate items, from the current
+    interest or popular ones, and engages with one picked by long-term taste;
+    the better liked the item, the stronger the action (closeup < click < save).
+    So the events reveal both the short-term interest and the long-term taste.
+    """
     start_seconds = -c.history_days * SECONDS_PER_DAY
     end_seconds = c.n_days * SECONDS_PER_DAY
     total_days = c.history_days + c.n_days
@@ -83,16 +89,59 @@ def _engagement_events(c: AdLogConfig, world: World, rng: np.random.Generator) -
 
     current, _ = world.interests.current_and_previous(user, timestamp)
     from_interest = rng.random(user.size) < c.sequence_purity
-    item = np.where(from_interest,
-                    _items_in_categories(rng, world, current),
-                    _popular_items(rng, world, user.size))
-    action = rng.choice(len(ACTIONS), size=user.size, p=[0.5, 0.35, 0.15])
+    item, taste = _engaged_items(c, world, user, current, from_interest, rng)
+    action = _actions(c, taste, rng)
     return pd.DataFrame({
         "user_id": user.astype(np.int64),
         "item_id": item.astype(np.int64),
         "action": action.astype(np.int8),
         "timestamp": timestamp.astype(np.int64),
     })
+
+
+EVENT_CHUNK = 200_000
+"""Events whose candidates are scored at once (bounds memory at the gpu scale)."""
+
+
+def _engaged_items(c: AdLogConfig, world: World, user: np.ndarray, current: np.ndarray,
+                   from_interest: np.ndarray, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The item each event engages with, and the user's taste for it.
+
+    The user looks at ``event_candidates`` items (of the current category, or
+    popular ones) and picks one with probability proportional to
+    exp(event_taste_strength * taste), taste being the user x item affinity that
+    also drives ad clicks (drawn with the Gumbel-max trick).
+    """
+    k = c.event_candidates
+    taste_vectors = world.user_latent * world.task_directions["click"]      # (U, d)
+    items = np.empty(user.size, dtype=np.int64)
+    tastes = np.empty(user.size, dtype=np.float64)
+    for start in range(0, user.size, EVENT_CHUNK):
+        rows = slice(start, start + EVENT_CHUNK)
+        m = user[rows].size
+        in_interest = _items_in_categories(rng, world, np.repeat(current[rows], k))
+        popular = _popular_items(rng, world, m * k)
+        candidates = np.where(from_interest[rows, None], in_interest.reshape(m, k),
+                              popular.reshape(m, k))                           # (m, k)
+        taste = c.affinity_scale * np.einsum(
+            "md,mkd->mk", taste_vectors[user[rows]], world.item_latent[candidates])
+        pick = np.argmax(c.event_taste_strength * taste + rng.gumbel(size=(m, k)), axis=1)
+        items[rows] = candidates[np.arange(m), pick]
+        tastes[rows] = taste[np.arange(m), pick]
+    return items, tastes
+
+
+ACTION_SHARES = (0.5, 0.35, 0.15)
+"""Shares of closeups, clicks and saves among engagement events."""
+
+
+def _actions(c: AdLogConfig, taste: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """closeup / click / save (0 / 1 / 2) in fixed shares, stronger for better-liked items."""
+    standardized = (taste - taste.mean()) / (taste.std() + 1e-12)
+    score = c.event_action_strength * standardized + rng.logistic(size=taste.size)
+    cuts = np.quantile(score, np.cumsum(ACTION_SHARES)[:-1])
+    return np.searchsorted(cuts, score, side="right")
 
 
 def _popular_items(rng: np.random.Generator, world: World, size: int) -> np.ndarray:

@@ -255,6 +255,45 @@ def test_sequences_have_tens_to_hundreds_of_events(logs):
     assert per_user.max() > 3 * per_user.median()
 
 
+def _event_taste(logs, config) -> np.ndarray:
+    """The click-direction affinity of each event's user for its item, recomputed from the world."""
+    from ranking.simulate.world import build_world
+
+    world_rng = np.random.default_rng(np.random.SeedSequence(logs.seed).spawn(3)[0])
+    world = build_world(config, world_rng)
+    user, item = logs.events["user_id"].to_numpy(), logs.events["item_id"].to_numpy()
+    interaction = world.user_latent[user] * world.item_latent[item]
+    return config.affinity_scale * interaction @ world.task_directions["click"]
+
+
+def test_events_reveal_long_term_taste_and_the_action_its_strength(logs):
+    taste = _event_taste(logs, SMOKE)
+    assert taste.mean() > 0.5                 # engaged items are better liked than a random item (mean 0)
+    by_action = pd.Series(taste).groupby(logs.events["action"].to_numpy()).mean()
+    assert by_action[0] < by_action[1] < by_action[2]       # closeup < click < save
+    shares = logs.events["action"].value_counts(normalize=True).sort_index()
+    np.testing.assert_allclose(shares, [0.5, 0.35, 0.15], atol=0.01)
+
+
+def test_event_knobs_at_zero_draw_items_and_actions_without_taste():
+    config = SMOKE.with_(n_users=500, event_candidates=1, event_taste_strength=0.0, event_action_strength=0.0)
+    logs = simulate(config, seed=0)
+    taste = _event_taste(logs, config)
+    assert abs(taste.mean()) < 0.1
+    by_action = pd.Series(taste).groupby(logs.events["action"].to_numpy()).mean()
+    assert by_action.max() - by_action.min() < 0.15
+
+
+def test_event_knobs_leave_the_impressions_untouched():
+    """The events have their own random stream: chapters that read impressions only do not move."""
+    base = SMOKE.with_(n_users=500, n_impressions=5_000)
+    plain = simulate(base.with_(event_candidates=1, event_taste_strength=0.0, event_action_strength=0.0))
+    tasteful = simulate(base)
+    pd.testing.assert_frame_equal(plain.impressions, tasteful.impressions)
+    pd.testing.assert_series_equal(plain.events["timestamp"], tasteful.events["timestamp"])
+    assert not plain.events["item_id"].equals(tasteful.events["item_id"])
+
+
 def test_config_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SMOKE.n_users = 5
