@@ -1,0 +1,107 @@
+"""Events as vectors: what the log records about each engagement, joined into one vector.
+
+An event is the item a user engaged with (its id and its pretrained embedding),
+the item's category (taxonomy) and the action (closeup, click, save), and it
+happened some hours before the impression. The candidate ad is embedded with
+the same tables, so a model can compare it with every event.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CONNECTIONS = ("sum", "concat")
+"""How an event's parts are joined: summed (each part already has the event's width) or
+concatenated and mapped to that width by a linear layer (the seed's "feature connection")."""
+
+
+class EventEmbedding(nn.Module):
+    """(B, L) event ids -> (B, L, dim) event vectors and the (B, L) mask of real events.
+
+    Sequence slots hold ids shifted by one, so 0 is padding (no event). Each part
+    of an event (item, category, action, pretrained embedding, and with
+    ``candidate_cosine`` the cosine of its pretrained embedding with the
+    candidate's) becomes a ``dim``-wide vector; ``connection`` sums them, or
+    concatenates them and maps the result to ``dim``.
+    """
+
+    def __init__(self, n_items: int, n_categories: int, n_actions: int, pretrained: torch.Tensor,
+                 dim: int = 32, connection: str = "sum", candidate_cosine: bool = False):
+        super().__init__()
+        if connection not in CONNECTIONS:
+            raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
+        if pretrained.dim() != 2 or pretrained.shape[0] != n_items:
+            raise ValueError(f"pretrained must be ({n_items}, P), one row per item; "
+                             f"got {tuple(pretrained.shape)}")
+        self.dim, self.connection, self.candidate_cosine = dim, connection, candidate_cosine
+        self.candidate_action = n_actions + 1          # the candidate: "shown", not yet engaged
+        self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.category = nn.Embedding(n_categories + 1, dim, padding_idx=0)
+        self.action = nn.Embedding(n_actions + 2, dim, padding_idx=0)
+        for table in (self.item, self.category, self.action):
+            nn.init.normal_(table.weight, std=0.01)
+            table.weight.data[0] = 0.0
+        # Frozen pretrained vectors, row 0 for padding: a buffer, not a parameter, and
+        # not saved with the weights (it comes with the log).
+        padded = torch.cat([torch.zeros(1, pretrained.shape[1]), pretrained.float()])
+        self.register_buffer("pretrained", F.normalize(padded, dim=1), persistent=False)
+        self.pretrained_projection = nn.Linear(pretrained.shape[1], dim)
+        n_parts = 4
+        if candidate_cosine:
+            self.cosine_projection = nn.Linear(1, dim)
+            n_parts += 1
+        self.join = nn.Linear(n_parts * dim, dim) if connection == "concat" else None
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        items = batch["seq_item_id"]                                   # (B, L), 0 = padding
+        parts = self._parts(items, batch["seq_category"], batch["seq_action"])
+        if self.candidate_cosine:
+            candidate = self.pretrained[batch["item_id"] + 1]          # (B, P) unit vectors
+            cosine = (self.pretrained[items] * candidate[:, None, :]).sum(-1)   # (B, L)
+            parts.append(self.cosine_projection(cosine.unsqueeze(-1)))           # (B, L, dim)
+        mask = items > 0                                               # (B, L)
+        return self._connect(parts) * mask.unsqueeze(-1), mask
+
+    def candidate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The candidate item as an event of its own, in the same space: (B, dim)."""
+        item = batch["item_id"] + 1
+        parts = self._parts(item, batch["category"] + 1, torch.full_like(item, self.candidate_action))
+        if self.candidate_cosine:                 # a candidate is identical to itself
+            parts.append(self.cosine_projection(torch.ones_like(item, dtype=parts[0].dtype)[:, None]))
+        return self._connect(parts)
+
+    def _parts(self, item: torch.Tensor, category: torch.Tensor, action: torch.Tensor) -> list:
+        pretrained = self.pretrained_projection(self.pretrained[item])     # (..., dim)
+        return [self.item(item), self.category(category), self.action(action), pretrained]
+
+    def _connect(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        if self.join is None:
+            return torch.stack(parts).sum(0)                           # (..., dim)
+        return self.join(torch.cat(parts, dim=-1))                     # (..., dim)
+
+
+class TimeDeltaEmbedding(nn.Module):
+    """Hours since an event -> a learned vector per log2 bucket: 0-1 h, 1-3 h, 3-7 h, ... (B, L, dim).
+
+    The position of an event in a user's sequence says little (a heavy user's
+    tenth event is an hour old, a light user's a week); how long ago it happened
+    says what a model needs to weigh recent interest against old.
+    """
+
+    def __init__(self, dim: int, max_hours: float = 24 * 365):
+        super().__init__()
+        self.n_buckets = int(math.log2(1 + max_hours)) + 1
+        self.table = nn.Embedding(self.n_buckets, dim)
+        nn.init.normal_(self.table.weight, std=0.01)
+
+    def buckets(self, delta_hours: torch.Tensor) -> torch.Tensor:
+        """floor(log2(1 + hours)), capped at the last bucket."""
+        bucket = torch.log2(1 + delta_hours.float().clamp(min=0)).floor().long()
+        return bucket.clamp(max=self.n_buckets - 1)
+
+    def forward(self, delta_hours: torch.Tensor) -> torch.Tensor:
+        return self.table(self.buckets(delta_hours))
