@@ -297,3 +297,27 @@ def test_event_knobs_leave_the_impressions_untouched():
 def test_config_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SMOKE.n_users = 5
+
+
+def test_the_truth_rebuilt_from_the_log_matches_its_oracle(logs):
+    """The interest and taste the generator used can be rebuilt; blinding one moves the oracle as planted."""
+    from ranking.simulate.truth import blind_oracle, matches_interest, world_of
+
+    frame = logs.impressions
+    world = world_of(logs)
+    match = matches_interest(logs, frame, world)
+    assert 0.15 < match.mean() < 0.45                         # retrieval: a quarter from the interest
+    # the matched impressions are the clicked ones more often, by the planted effect
+    assert frame["p_click"][match].mean() > 1.8 * frame["p_click"][~match].mean()
+    blind = blind_oracle(logs, frame, "interest", world)
+    assert np.all((blind > 0) & (blind < 1))
+    oracle_ratio = frame["p_click"][match].mean() / frame["p_click"][~match].mean()
+    blind_ratio = blind[match].mean() / blind[~match].mean()
+    assert oracle_ratio / blind_ratio > 2.5             # blinding removes the planted exp(1.2) = 3.3
+    np.testing.assert_allclose(blind_oracle(logs.__class__(**{**logs.__dict__,
+                               "config": SMOKE.with_(short_term_effect=0.0)}), frame, "interest", world),
+                               frame["p_click"], rtol=1e-4)   # no effect to blind: the oracle itself
+    taste_blind = blind_oracle(logs, frame, "taste", world)
+    assert np.corrcoef(taste_blind, frame["p_click"])[0, 1] < 0.95
+    with pytest.raises(ValueError, match="blind_to"):
+        blind_oracle(logs, frame, "mood", world)
