@@ -55,10 +55,10 @@ def scribble_on_padding(batch: dict, seed: int = 1) -> dict:
     return changed
 
 
-def events(connection="sum", cosine=False) -> EventEmbedding:
+def events(connection="sum", interactions=False) -> EventEmbedding:
     torch.manual_seed(0)
     return EventEmbedding(N_ITEMS, N_CATEGORIES, N_ACTIONS, pretrained(), dim=DIM, connection=connection,
-                          candidate_cosine=cosine)
+                          interactions=interactions)
 
 
 SUMMARIZERS = {
@@ -72,16 +72,16 @@ SUMMARIZERS = {
 }
 
 
-def ranker(name, connection="sum", cosine=False) -> SequenceRanker:
+def ranker(name, connection="sum", interactions=False) -> SequenceRanker:
     torch.manual_seed(0)
-    return SequenceRanker(CARDINALITIES, 2, events(connection, cosine), SUMMARIZERS[name](),
+    return SequenceRanker(CARDINALITIES, 2, events(connection, interactions), SUMMARIZERS[name](),
                           embedding_dim=4, hidden=(16,))
 
 
 @pytest.mark.parametrize("name", SUMMARIZERS)
-@pytest.mark.parametrize("connection, cosine", [("sum", False), ("concat", True)])
-def test_padding_changes_nothing_and_empty_histories_give_no_nan(name, connection, cosine):
-    model = ranker(name, connection, cosine)
+@pytest.mark.parametrize("connection, interactions", [("sum", False), ("concat", True)])
+def test_padding_changes_nothing_and_empty_histories_give_no_nan(name, connection, interactions):
+    model = ranker(name, connection, interactions)
     batch = make_batch()
     out = model(batch)["click"]
     assert out.shape == (5,) and torch.isfinite(out).all()
@@ -145,8 +145,8 @@ def test_time_delta_buckets_are_log2():
     assert buckets.tolist() == [0, 0, 1, 2, 3, int(math.log2(101))]
 
 
-def test_the_candidate_shares_the_event_space_and_its_cosine_with_itself_is_one():
-    embedding = events(cosine=True)
+def test_the_candidate_shares_the_event_space_and_matches_itself():
+    embedding = events(interactions=True)
     batch = make_batch()
     same = dict(batch)
     same["seq_item_id"] = (batch["item_id"] + 1)[:, None].expand(-1, L).clone()

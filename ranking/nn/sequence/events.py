@@ -23,21 +23,22 @@ class EventEmbedding(nn.Module):
     """(B, L) event ids -> (B, L, dim) event vectors and the (B, L) mask of real events.
 
     Sequence slots hold ids shifted by one, so 0 is padding (no event). Each part
-    of an event (item, category, action, pretrained embedding, and with
-    ``candidate_cosine`` the cosine of its pretrained embedding with the
-    candidate's) becomes a ``dim``-wide vector; ``connection`` sums them, or
-    concatenates them and maps the result to ``dim``.
+    of an event (item, category, action, pretrained embedding) becomes a
+    ``dim``-wide vector; ``connection`` sums them, or concatenates them and maps
+    the result to ``dim``. With ``interactions`` every event also carries how it
+    relates to the candidate ad, the seed's "extra feature interaction": the
+    cosine of their pretrained embeddings and whether their categories agree.
     """
 
     def __init__(self, n_items: int, n_categories: int, n_actions: int, pretrained: torch.Tensor,
-                 dim: int = 32, connection: str = "sum", candidate_cosine: bool = False):
+                 dim: int = 32, connection: str = "sum", interactions: bool = False):
         super().__init__()
         if connection not in CONNECTIONS:
             raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
         if pretrained.dim() != 2 or pretrained.shape[0] != n_items:
             raise ValueError(f"pretrained must be ({n_items}, P), one row per item; "
                              f"got {tuple(pretrained.shape)}")
-        self.dim, self.connection, self.candidate_cosine = dim, connection, candidate_cosine
+        self.dim, self.connection, self.interactions = dim, connection, interactions
         self.candidate_action = n_actions + 1          # the candidate: "shown", not yet engaged
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.category = nn.Embedding(n_categories + 1, dim, padding_idx=0)
@@ -51,18 +52,20 @@ class EventEmbedding(nn.Module):
         self.register_buffer("pretrained", F.normalize(padded, dim=1), persistent=False)
         self.pretrained_projection = nn.Linear(pretrained.shape[1], dim)
         n_parts = 4
-        if candidate_cosine:
-            self.cosine_projection = nn.Linear(1, dim)
+        if interactions:
+            self.interaction_projection = nn.Linear(2, dim)
             n_parts += 1
         self.join = nn.Linear(n_parts * dim, dim) if connection == "concat" else None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         items = batch["seq_item_id"]                                   # (B, L), 0 = padding
         parts = self._parts(items, batch["seq_category"], batch["seq_action"])
-        if self.candidate_cosine:
+        if self.interactions:
             candidate = self.pretrained[batch["item_id"] + 1]          # (B, P) unit vectors
             cosine = (self.pretrained[items] * candidate[:, None, :]).sum(-1)   # (B, L)
-            parts.append(self.cosine_projection(cosine.unsqueeze(-1)))           # (B, L, dim)
+            same_category = batch["seq_category"] == (batch["category"] + 1)[:, None]
+            pair = torch.stack([cosine, same_category.to(cosine.dtype)], dim=-1)  # (B, L, 2)
+            parts.append(self.interaction_projection(pair))                      # (B, L, dim)
         mask = items > 0                                               # (B, L)
         return self._connect(parts) * mask.unsqueeze(-1), mask
 
@@ -70,17 +73,18 @@ class EventEmbedding(nn.Module):
         """The candidate item as an event of its own, in the same space: (B, dim)."""
         item = batch["item_id"] + 1
         parts = self._parts(item, batch["category"] + 1, torch.full_like(item, self.candidate_action))
-        if self.candidate_cosine:                 # a candidate is identical to itself
-            parts.append(self.cosine_projection(torch.ones_like(item, dtype=parts[0].dtype)[:, None]))
+        if self.interactions:                     # a candidate is identical to itself
+            parts.append(self.interaction_projection(parts[0].new_ones(item.shape[0], 2)))
         return self._connect(parts)
 
     def _parts(self, item: torch.Tensor, category: torch.Tensor, action: torch.Tensor) -> list:
-        pretrained = self.pretrained_projection(self.pretrained[item])     # (..., dim)
+        # Project the whole pretrained table once (items << events in a batch), then look up.
+        pretrained = self.pretrained_projection(self.pretrained)[item]     # (..., dim)
         return [self.item(item), self.category(category), self.action(action), pretrained]
 
     def _connect(self, parts: list[torch.Tensor]) -> torch.Tensor:
         if self.join is None:
-            return torch.stack(parts).sum(0)                           # (..., dim)
+            return sum(parts[1:], parts[0])                            # (..., dim)
         return self.join(torch.cat(parts, dim=-1))                     # (..., dim)
 
 

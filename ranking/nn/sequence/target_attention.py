@@ -16,16 +16,27 @@ class TargetAttention(nn.Module):
     The weights are not normalized (no softmax), as in the DIN paper: a user
     with many events like the candidate gets a larger vector than a user with
     one, so the strength of an interest survives the pooling.
+
+    The MLP's first layer on the concatenation [e, c, e - c, e * c] is
+    W1 e + W2 c + W3 (e - c) + W4 (e * c) = (W1 + W3) e + (W2 - W3) c + W4 (e * c):
+    three smaller linear maps, and c's term is computed once per row, not once
+    per event. Same function, about half the work.
     """
 
     def __init__(self, dim: int, hidden: Sequence[int] = (32,)):
         super().__init__()
-        self.score = nn.Sequential(MLP(4 * dim, hidden), nn.Linear(hidden[-1], 1))
+        width = hidden[0]
+        self.event_term = nn.Linear(dim, width)
+        self.candidate_term = nn.Linear(dim, width, bias=False)
+        self.product_term = nn.Linear(dim, width, bias=False)
+        rest = MLP(width, hidden[1:]) if len(hidden) > 1 else nn.Identity()
+        self.score = nn.Sequential(nn.ReLU(), rest, nn.Linear(hidden[-1], 1))
         self.output_dim = dim
 
     def forward(self, events: torch.Tensor, mask: torch.Tensor, candidate: torch.Tensor,
                 delta_hours: torch.Tensor) -> torch.Tensor:
-        target = candidate.unsqueeze(1).expand_as(events)                       # (B, L, D)
-        pairs = torch.cat([events, target, events - target, events * target], dim=-1)
-        weight = self.score(pairs).squeeze(-1) * mask                           # (B, L)
-        return (weight.unsqueeze(-1) * events).sum(dim=1)                       # (B, D)
+        first_layer = (self.event_term(events)                                   # (B, L, W)
+                       + self.candidate_term(candidate).unsqueeze(1)             # (B, 1, W)
+                       + self.product_term(events * candidate.unsqueeze(1)))    # (B, L, W)
+        weight = self.score(first_layer).squeeze(-1) * mask                      # (B, L)
+        return (weight.unsqueeze(-1) * events).sum(dim=1)                        # (B, D)
