@@ -1,10 +1,11 @@
 """Mini-batches over a dataset that already sits in memory.
 
 A dataset here is a dict of tensors that share their first dimension N (ids,
-dense features, sequences, labels). Ranking rows are small and many, so a
+dense features, sequence indices, labels). Ranking rows are small and many, so a
 DataLoader that collates one row at a time would be the slow part of training.
 Instead the whole dict moves to the device once, and each batch is cut with one
-indexing operation per tensor.
+indexing operation per tensor. Sequence features are not stored per row: with an
+``EventHistory`` each batch gathers its rows' last events when it is cut.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+from .history import EventHistory
 
 TensorDict = dict[str, torch.Tensor]
 
@@ -59,14 +62,18 @@ class Batches:
     Epoch e (counting passes over the data from 0) draws its order from a
     generator seeded with ``seed + e``: the same seed replays the same epochs.
     The permutation is drawn on the CPU, so orders are the same on any device.
+    With a ``history`` (on the data's device), each batch also holds its rows'
+    gathered sequences: seq_item_id, seq_action, seq_category, seq_delta_hours
+    (B, L) and seq_length (B,).
 
-    >>> batches = Batches(train, batch_size=4096, seed=0)
+    >>> batches = Batches(train, batch_size=4096, seed=0, history=encoder.history)
     >>> for batch in batches:          # one epoch; len(batches) batches
     ...     logits = model(batch)
     """
 
     def __init__(self, data: TensorDict, batch_size: int, *, shuffle: bool = True,
-                 drop_last: bool = False, seed: int = 0):
+                 drop_last: bool = False, seed: int = 0,
+                 history: EventHistory | None = None):
         self.n_rows = num_rows(data)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -80,6 +87,12 @@ class Batches:
         self.seed = seed
         self.epoch = 0
         self.device = next(iter(data.values())).device
+        if history is not None:
+            if history.device != self.device:
+                raise ValueError(f"history is on {history.device} and data on {self.device}:"
+                                 " move it with history.to(device)")
+            history.check(data)
+        self.history = history
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -95,4 +108,7 @@ class Batches:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             stop = min(start + self.batch_size, self.n_rows)
             rows = slice(start, stop) if order is None else order[start:stop]
-            yield {key: tensor[rows] for key, tensor in self.data.items()}
+            batch = {key: tensor[rows] for key, tensor in self.data.items()}
+            if self.history is not None:
+                batch.update(self.history.gather(batch))     # the seq_* tensors
+            yield batch

@@ -2,22 +2,24 @@
 
 Three kinds of input come out of here, all built with vectorized numpy:
 categorical IDs (looked up in embedding tables), dense features (log1p, clipped
-and scaled with statistics from the training split only) and the user's most
-recent engagement events before each impression (the sequence features).
+and scaled with statistics from the training split only) and, for the sequence
+features, where each impression's user events lie in ``encoder.history``: the
+events themselves are gathered batch by batch (``ranking.history``).
 Labels and oracle probabilities travel in the same dict, so a batch has all a
 training step and an evaluation need.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .history import PADDING, EventHistory  # noqa: F401 (PADDING: sequences' empty slot)
 from .simulate import ACTIONS, SURFACES, TASKS, AdLogs
-from .simulate.world import SECONDS_PER_DAY, search_sorted
+from .simulate.world import SECONDS_PER_DAY
 
 CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "hour_of_day",
                "category")
@@ -26,8 +28,6 @@ DENSE = ("user_follower_count", "user_engagement_count", "item_save_count", "ite
 COUNT_LIKE = ("user_follower_count", "user_engagement_count", "item_save_count",
               "item_age_days", "advertiser_budget")
 """Dense columns that are non-negative and heavy-tailed: log1p applies to these."""
-PADDING = 0
-"""Sequence slots with no event hold item and action 0; real ids are shifted by +1."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class FeatureEncoder:
 
     >>> encoder = FeatureEncoder(logs).fit(train_frame)
     >>> train = encoder.transform(train_frame)   # dict[str, Tensor]
+    >>> sequences = encoder.history.gather(train)   # seq_item_id (N, L), ...
     """
 
     def __init__(self, logs: AdLogs, spec: FeatureSpec | None = None):
@@ -89,7 +90,11 @@ class FeatureEncoder:
         self.spec = spec if spec is not None else FeatureSpec()
         self.statistics: DenseStatistics | None = None
         self._item_category = logs.items["category"].to_numpy()
-        self._events = _sorted_events(logs.events)
+        self.history: EventHistory | None = None
+        """Every user's events, to gather sequences from (None if sequence_length is 0)."""
+        if self.spec.sequence_length > 0:
+            self.history = EventHistory(logs.events, self._item_category,
+                                        self.spec.sequence_length)
 
     @property
     def cardinalities(self) -> dict[str, int]:
@@ -129,7 +134,8 @@ class FeatureEncoder:
         return self
 
     def transform(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
-        """Tensors for every row of ``frame``: ids, dense, sequences, labels, oracle."""
+        """Tensors for every row of ``frame``: ids, dense, labels, oracle and, with
+        sequences, history_start, history_end and timestamp (for ``history.gather``)."""
         if self.statistics is None:
             raise RuntimeError("call fit(train_frame) before transform()")
         missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
@@ -137,8 +143,8 @@ class FeatureEncoder:
             raise ValueError(f"frame is missing column(s) {missing}")
         data = {name: torch.from_numpy(self._categorical(frame, name)) for name in self.spec.categorical}
         data["dense"] = torch.from_numpy(self.dense(frame))
-        if self.spec.sequence_length > 0:
-            data.update(self._sequences(frame))
+        if self.history is not None:
+            data.update(self.history.locate(frame["user_id"], frame["timestamp"]))
         data.update(self._labels_and_oracle(frame))
         return data
 
@@ -176,29 +182,6 @@ class FeatureEncoder:
             raise ValueError(f"{name} has values outside [0, {size}): got {values.min()}..{values.max()}")
         return values
 
-    # ------------------------------------------------------------- sequences
-    def _sequences(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
-        """The last L events of each impression's user strictly before its time,
-        most recent first: (N, L) item ids (+1), actions (+1), hours ago."""
-        length = self.spec.sequence_length
-        events = self._events
-        user = frame["user_id"].to_numpy(np.int64)
-        timestamp = frame["timestamp"].to_numpy(np.int64)
-        end = search_sorted(events.keys, _event_key(user, timestamp))          # (N,) events before
-        first = search_sorted(events.keys, _event_key(user, events.earliest))  # (N,) user's first
-        position = end[:, None] - 1 - np.arange(length)[None, :]                      # (N, L)
-        valid = position >= first[:, None]
-        position = np.where(valid, position, 0)
-        item = np.where(valid, events.item[position] + 1, PADDING)
-        action = np.where(valid, events.action[position] + 1, PADDING)
-        hours_ago = np.where(valid, (timestamp[:, None] - events.timestamp[position]) / 3600.0, 0.0)
-        return {
-            "seq_item_id": torch.from_numpy(item.astype(np.int64)),
-            "seq_action": torch.from_numpy(action.astype(np.int64)),
-            "seq_delta_hours": torch.from_numpy(hours_ago.astype(np.float32)),
-            "seq_length": torch.from_numpy(valid.sum(axis=1).astype(np.int64)),
-        }
-
     # ------------------------------------------------------ labels and oracle
     def _labels_and_oracle(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         out = {}
@@ -210,36 +193,6 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
-
-
-@dataclass
-class _SortedEvents:
-    keys: np.ndarray
-    item: np.ndarray
-    action: np.ndarray
-    timestamp: np.ndarray
-    earliest: int = field(default=0)
-
-
-_KEY_SPAN = np.int64(1) << np.int64(40)   # > any timestamp range in seconds
-
-
-def _event_key(user: np.ndarray, timestamp: np.ndarray | int) -> np.ndarray:
-    """One sortable int64 per (user, time): events of a user are contiguous."""
-    return user.astype(np.int64) * _KEY_SPAN + (np.asarray(timestamp, dtype=np.int64) + _KEY_SPAN // 2)
-
-
-def _sorted_events(events: pd.DataFrame) -> _SortedEvents:
-    user = events["user_id"].to_numpy(np.int64)
-    timestamp = events["timestamp"].to_numpy(np.int64)
-    order = np.lexsort((timestamp, user))
-    return _SortedEvents(
-        keys=_event_key(user[order], timestamp[order]),
-        item=events["item_id"].to_numpy(np.int64)[order],
-        action=events["action"].to_numpy(np.int64)[order],
-        timestamp=timestamp[order],
-        earliest=int(timestamp.min()) if timestamp.size else 0,
-    )
 
 
 def _surface_codes(surface: pd.Series) -> np.ndarray:

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batches import Batches, TensorDict, num_rows, to_device
+from .history import EventHistory
 from .nn.embed import FeatureEmbedding
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -123,6 +124,7 @@ def entropy_weights(data: TensorDict, tasks: Sequence[str],
 
 
 def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
+        history: EventHistory | None = None,
         tasks: Sequence[str] = ("click",), task_masks: dict[str, str] | None = None,
         task_weights: dict[str, float] | None = None, epochs: int = 3,
         batch_size: int = 4096, lr: float = 1e-3, weight_decay: float = 0.0,
@@ -132,10 +134,12 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         start_at_base_rate: bool = False, progress: bool = True) -> FitResult:
     """Train ``model`` with Adam on sum_t weight_t * (mean log loss of task t).
 
+    history: the users' events (``encoder.history``); with it every batch also
+        holds its rows' gathered sequences (seq_item_id, ...).
     task_masks: {task: key}, the task's loss counts only rows where data[key] == 1.
     task_weights: {task: weight}; tasks not named weigh 1.
-    device: None picks "cuda" when available, else "cpu"; model and data move
-        there once.
+    device: None picks "cuda" when available, else "cpu"; model, data and
+        history move there once.
     precision: "fp32", "bf16" or "fp16" (autocast; fp16 also scales the loss).
     patience: with ``valid``, stop after this many epochs without a lower
         monitored loss.
@@ -148,9 +152,9 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     """
     tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
     monitor_weights = _check_monitor(monitor, tasks, weights)
-    _check_data(train, "train", tasks, task_masks, model)
+    _check_data(train, "train", tasks, task_masks, model, history)
     if valid is not None:
-        _check_data(valid, "valid", tasks, task_masks, model)
+        _check_data(valid, "valid", tasks, task_masks, model, history)
     _check_positive(epochs=epochs, batch_size=batch_size, patience=patience)
     _check_precision(precision)
     device = _resolve_device(device)
@@ -161,7 +165,8 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     model.to(device)
     train = to_device(train, device)
     valid = to_device(valid, device) if valid is not None else None
-    batches = Batches(train, batch_size, seed=seed)
+    history = history.to(device) if history is not None else None
+    batches = Batches(train, batch_size, seed=seed, history=history)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr,
                                  weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -189,9 +194,9 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         row = {"epoch": epoch,
                **{f"train_{key}": value for key, value in running.means().items()}}
         if valid is not None:
-            losses = evaluate_loss(model, valid, tasks=tasks, task_masks=task_masks,
-                                   task_weights=weights, device=device,
-                                   precision=precision)
+            losses = evaluate_loss(model, valid, history=history, tasks=tasks,
+                                   task_masks=task_masks, task_weights=weights,
+                                   device=device, precision=precision)
             row.update({f"valid_{key}": value for key, value in losses.items()})
             row["valid_monitor"] = sum(weight * losses[f"loss_{task}"]
                                        for task, weight in monitor_weights.items()
@@ -213,38 +218,50 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: TensorDict, *, tasks: Sequence[str] = ("click",),
+def evaluate_loss(model: nn.Module, data: TensorDict, *, history: EventHistory | None = None,
+                  tasks: Sequence[str] = ("click",),
                   task_masks: dict[str, str] | None = None, task_weights: dict[str, float] | None = None,
                   batch_size: int = 65536, device: str | torch.device | None = None,
                   precision: str = "fp32") -> dict[str, float]:
-    """The loss ``fit`` minimizes, over all of ``data``: {"loss": weighted total, "loss_<task>": mean}."""
+    """The loss ``fit`` minimizes, over all of ``data``: {"loss": weighted total, "loss_<task>": mean}.
+
+    history: the users' events, when the model reads sequences (as in ``fit``).
+    """
     tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
-    _check_data(data, "data", tasks, task_masks, model)
+    _check_data(data, "data", tasks, task_masks, model, history)
     _check_positive(batch_size=batch_size)
     _check_precision(precision)
     device = _resolve_device(device)
     model.to(device)
+    history = history.to(device) if history is not None else None
     totals = _LossTotals(tasks, weights)
     with _eval_mode(model):
-        for batch in Batches(to_device(data, device), batch_size, shuffle=False):
+        for batch in Batches(to_device(data, device), batch_size, shuffle=False,
+                             history=history):
             with _autocast(device, precision):
                 totals.add(task_loss_sums(model(batch), batch, tasks, task_masks))
     return totals.means()
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: TensorDict, *, batch_size: int = 65536,
-            device: str | torch.device | None = None, precision: str = "fp32") -> dict[str, np.ndarray]:
-    """Probabilities (sigmoid of the logits) per task, one per row of ``data``, in input order."""
+def predict(model: nn.Module, data: TensorDict, *, history: EventHistory | None = None,
+            batch_size: int = 65536, device: str | torch.device | None = None,
+            precision: str = "fp32") -> dict[str, np.ndarray]:
+    """Probabilities (sigmoid of the logits) per task, one per row of ``data``, in input order.
+
+    history: the users' events, when the model reads sequences (as in ``fit``).
+    """
     num_rows(data, "data")
     _check_model_inputs(model, data, "data")
     _check_positive(batch_size=batch_size)
     _check_precision(precision)
     device = _resolve_device(device)
     model.to(device)
+    history = history.to(device) if history is not None else None
     parts: dict[str, list[torch.Tensor]] = {}
     with _eval_mode(model):
-        for batch in Batches(to_device(data, device), batch_size, shuffle=False):
+        for batch in Batches(to_device(data, device), batch_size, shuffle=False,
+                             history=history):
             with _autocast(device, precision):
                 logits = model(batch)
             for task, logit in logits.items():
@@ -315,9 +332,11 @@ def _check_tasks(
 
 
 def _check_data(data: TensorDict, name: str, tasks: Sequence[str], task_masks: dict[str, str],
-                model: nn.Module) -> None:
+                model: nn.Module, history: EventHistory | None = None) -> None:
     """Refuse data that would train or score silently wrong, naming the key at fault."""
     num_rows(data, name)
+    if history is not None:
+        history.check(data, name)
     for task in tasks:
         key = f"label_{task}"
         if key not in data:

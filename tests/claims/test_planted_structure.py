@@ -17,17 +17,16 @@ def data():
     logs = simulate(CONFIG, seed=11)
     train, _, test = time_split(logs.impressions, valid_days=0, test_days=4)
     encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=8)).fit(train)
-    category = logs.items["category"].to_numpy()
-    return [_design(encoder.transform(frame), category) for frame in (train, test)]
+    tensors = [encoder.transform(frame) for frame in (train, test)]
+    return [_design({**part, **encoder.history.gather(part)}) for part in tensors]
 
 
-def _design(tensors, item_category):
+def _design(tensors):
     """Dense features + surface one-hot, and separately the share of the user's
     last 8 events in the candidate's category (0 for padded slots)."""
     surface = np.eye(3)[tensors["surface"].numpy()]
     base = np.hstack([tensors["dense"].numpy(), surface])
-    seq_items = tensors["seq_item_id"].numpy()
-    seq_category = np.where(seq_items > 0, item_category[np.maximum(seq_items - 1, 0)], -1)
+    seq_category = tensors["seq_category"].numpy() - 1          # -1: padding
     same = seq_category == tensors["category"].numpy()[:, None]
     sequence = np.stack([same[:, :2].mean(1), same.mean(1)], axis=1)
     return base, sequence, tensors["label_click"].numpy(), tensors["oracle_click"].numpy()

@@ -1,10 +1,13 @@
-"""Mini-batching: every row once per epoch, seeded order, index-selected slices."""
+"""Mini-batching: every row once per epoch, seeded order, index-selected slices, and
+each batch's gathered sequences."""
 
 import numpy as np
 import pytest
 import torch
 
 from ranking.batches import Batches, num_rows, subset, to_device
+from ranking.history import EventHistory
+from sequence_reference import random_log, reference_sequences
 
 torch.set_num_threads(1)
 
@@ -101,3 +104,48 @@ def test_bad_input_raises():
         subset(make_data(10), torch.ones(9, dtype=torch.bool))
     with pytest.raises(ValueError, match="index"):
         subset(make_data(10), torch.tensor([0.5]))
+
+
+# ------------------------------------------------------------ gathered sequences
+SEQUENCE_KEYS = {"seq_item_id", "seq_action", "seq_category", "seq_delta_hours", "seq_length"}
+
+
+@pytest.fixture(scope="module")
+def with_history():
+    """Rows that know their position, their history indices, and the reference sequences."""
+    events, item_category, impressions = random_log(n_impressions=1003)
+    history = EventHistory(events, item_category, length=10)
+    data = {"row": torch.arange(len(impressions)),
+            **history.locate(impressions["user_id"], impressions["timestamp"])}
+    return data, history, reference_sequences(events, item_category, impressions, 10)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_batches_gather_each_rows_sequences(with_history, shuffle):
+    data, history, reference = with_history
+    batches = Batches(data, batch_size=100, shuffle=shuffle, seed=5, history=history)
+    for _ in range(2):   # two epochs, two orders
+        rows = []
+        for batch in batches:
+            assert set(batch) == set(data) | SEQUENCE_KEYS
+            for key in SEQUENCE_KEYS:
+                assert torch.equal(batch[key], reference[key][batch["row"]]), key
+            rows += batch["row"].tolist()
+        assert sorted(rows) == list(range(1003)) and (rows != list(range(1003))) == shuffle
+
+
+def test_batches_without_history_gather_nothing(with_history):
+    data, _, _ = with_history
+    assert set(next(iter(Batches(data, batch_size=100)))) == set(data)
+
+
+def test_batches_refuse_a_history_that_does_not_fit_the_data(with_history):
+    data, history, _ = with_history
+    with pytest.raises(ValueError, match="history_end"):
+        Batches({"row": data["row"]}, batch_size=100, history=history)
+    with pytest.raises(ValueError, match="another"):
+        Batches({**data, "history_end": data["history_end"] + len(history)}, 100, history=history)
+    with pytest.raises(ValueError, match="history.to"):
+        Batches(data, batch_size=100, history=history.to("meta"))   # data on the CPU
+    moved = Batches(to_device(data, "cpu"), batch_size=100, history=history.to("cpu"))
+    assert all(tensor.device.type == "cpu" for tensor in next(iter(moved)).values())

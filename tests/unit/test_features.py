@@ -1,4 +1,6 @@
-"""Feature building: shapes, transforms fitted on training data only, sequences."""
+"""Feature building: shapes, transforms fitted on training data only, sequences.
+
+The gathered sequences equal the former materialized ones exactly: test_history.py."""
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,9 @@ def test_transform_shapes_and_dtypes(logs, split):
         assert data[name].shape == (n,) and data[name].dtype == torch.int64
         assert int(data[name].max()) < encoder.cardinalities[name]
     assert data["dense"].shape == (n, encoder.n_dense) and data["dense"].dtype == torch.float32
-    assert data["seq_item_id"].shape == (n, 16)
+    for key in ("history_start", "history_end", "timestamp"):
+        assert data[key].shape == (n,) and data[key].dtype == torch.int64
+    assert encoder.history.gather(data)["seq_item_id"].shape == (n, 16)
     for task in ("click", "good_click", "save", "hide", "conversion"):
         assert data[f"label_{task}"].dtype == torch.float32
         assert torch.equal(data[f"label_{task}"], torch.tensor(train[task].to_numpy(), dtype=torch.float32))
@@ -75,7 +79,8 @@ def test_sequences_match_a_per_row_reference(logs, split):
     """The vectorized gather equals a slow, obvious per-row construction."""
     train = split[0]
     length = 12
-    data = FeatureEncoder(logs, FeatureSpec(sequence_length=length)).fit(train).transform(train)
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=length)).fit(train)
+    data = encoder.history.gather(encoder.transform(train))
     events = logs.events
     rows = np.random.default_rng(0).choice(len(train), size=25, replace=False)
     for row in rows:
@@ -87,6 +92,8 @@ def test_sequences_match_a_per_row_reference(logs, split):
         assert int(data["seq_length"][row]) == k
         np.testing.assert_array_equal(data["seq_item_id"][row, :k].numpy(), history["item_id"].to_numpy() + 1)
         np.testing.assert_array_equal(data["seq_action"][row, :k].numpy(), history["action"].to_numpy() + 1)
+        category = logs.items["category"].to_numpy()[history["item_id"].to_numpy()]
+        np.testing.assert_array_equal(data["seq_category"][row, :k].numpy(), category + 1)
         hours = (impression["timestamp"] - history["timestamp"].to_numpy()) / 3600
         np.testing.assert_allclose(data["seq_delta_hours"][row, :k].numpy(), hours, rtol=1e-5)
         assert (data["seq_item_id"][row, k:] == 0).all()
@@ -95,7 +102,8 @@ def test_sequences_match_a_per_row_reference(logs, split):
 
 def test_sequences_never_see_the_future(logs, split):
     train = split[0]
-    data = FeatureEncoder(logs, FeatureSpec(sequence_length=8)).fit(train).transform(train)
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=8)).fit(train)
+    data = encoder.history.gather(encoder.transform(train))
     valid = data["seq_item_id"] > 0
     assert (data["seq_delta_hours"][valid] > 0).all()
 

@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from ranking.batches import subset
+from ranking.history import EventHistory
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
 from ranking.train import (FitResult, entropy_weights, evaluate_loss, fit, predict, task_loss_sums,
                            task_rates)
+from sequence_reference import random_log, reference_sequences
 
 torch.set_num_threads(1)
 
@@ -366,3 +368,65 @@ def test_entropy_weights_make_each_weighted_loss_a_normalized_entropy():
         assert weights[task] * entropy(rate) == pytest.approx(entropy(0.02))
     with pytest.raises(ValueError, match="entropy is 0"):
         entropy_weights({"label_click": torch.zeros(10)}, ("click",))
+
+
+# ------------------------------------------------------------ gathered sequences
+class LastActionModel(torch.nn.Module):
+    """A sequence model in miniature: the click logit is learned per last action."""
+
+    def __init__(self):
+        super().__init__()
+        self.logit = torch.nn.Embedding(4, 1)   # PADDING and the three actions
+        self.keys_seen: list[set[str]] = []
+
+    def forward(self, batch):
+        self.keys_seen.append(set(batch))
+        return {"click": self.logit(batch["seq_action"][:, 0]).squeeze(1)}   # (B,)
+
+
+CLICK_RATE_BY_LAST_ACTION = torch.tensor([0.05, 0.1, 0.3, 0.6])   # none, closeup, click, save
+
+
+@pytest.fixture(scope="module")
+def sequence_data():
+    """Clicks that depend on the user's last event: data holds only history indices."""
+    events, item_category, impressions = random_log(n_users=300, n_items=50, n_events=20_000,
+                                                    n_impressions=12_000, seed=3)
+    history = EventHistory(events, item_category, length=4)
+    data = history.locate(impressions["user_id"], impressions["timestamp"])
+    reference = reference_sequences(events, item_category, impressions, 4)
+    p_click = CLICK_RATE_BY_LAST_ACTION[reference["seq_action"][:, 0]]
+    data["label_click"] = torch.bernoulli(p_click, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(len(impressions))
+    return subset(data, rows < 10_000), subset(data, rows >= 10_000), history, reference
+
+
+def test_fit_gathers_sequences_for_training_and_validation(sequence_data):
+    train, valid, history, _ = sequence_data
+    model = LastActionModel()
+    result = fit(model, train, valid, history=history, lr=0.1, batch_size=500, epochs=3,
+                 device="cpu", progress=False)
+    assert all({"seq_action", "seq_item_id", "seq_category"} <= keys for keys in model.keys_seen)
+    assert len(model.keys_seen) == 3 * (20 + 1)   # 20 training batches and 1 valid batch an epoch
+    learned = torch.sigmoid(result.model.logit.weight.detach().squeeze(1))
+    torch.testing.assert_close(learned, CLICK_RATE_BY_LAST_ACTION, atol=0.05, rtol=0)
+
+
+def test_predict_and_evaluate_loss_with_history_equal_the_materialized_sequences(sequence_data):
+    _, valid, history, reference = sequence_data
+    model = LastActionModel()
+    materialized = {**valid, **{key: tensor[10_000:] for key, tensor in reference.items()}}
+    gathered = predict(model, valid, history=history, batch_size=300)["click"]
+    np.testing.assert_array_equal(gathered, predict(model, materialized, batch_size=300)["click"])
+    assert (evaluate_loss(model, valid, history=history, batch_size=300)
+            == evaluate_loss(model, materialized, batch_size=300))
+
+
+def test_fit_refuses_rows_without_history_indices(sequence_data):
+    train, _, history, _ = sequence_data
+    rows = {"label_click": train["label_click"]}
+    with pytest.raises(ValueError, match="train is missing"):
+        fit(LastActionModel(), rows, history=history, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="another"):
+        fit(LastActionModel(), {**train, "history_start": train["history_start"] - 10**6},
+            history=history, epochs=1, progress=False)
