@@ -454,6 +454,73 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return (clipped - clipped_train.mean()) / clipped_train.std()
         """,
     },
+    ("06_sequences", "delta_buckets"): {
+        "log2 of the hours, without the 1 +": """
+            def delta_buckets(delta_hours, n_buckets):
+                return torch.log2(delta_hours).floor().clamp(0, n_buckets - 1).long()
+        """,
+        "not capped": """
+            def delta_buckets(delta_hours, n_buckets):
+                return torch.log2(1 + delta_hours).floor().long()
+        """,
+        "rounded instead of floored": """
+            def delta_buckets(delta_hours, n_buckets):
+                return torch.log2(1 + delta_hours).round().long().clamp(max=n_buckets - 1)
+        """,
+        "float buckets": """
+            def delta_buckets(delta_hours, n_buckets):
+                return torch.log2(1 + delta_hours).floor().clamp(max=n_buckets - 1)
+        """,
+    },
+    ("06_sequences", "interval_sum_pool"): {
+        "padding counted": """
+            def interval_sum_pool(events, mask, delta_hours, bounds):
+                edges = [0.0, *bounds, float("inf")]
+                return torch.cat([(events * ((delta_hours >= lo) & (delta_hours < hi)).unsqueeze(-1)).sum(1)
+                                  for lo, hi in zip(edges[:-1], edges[1:])], dim=1)
+        """,
+        "events on a bound in the earlier interval": """
+            def interval_sum_pool(events, mask, delta_hours, bounds):
+                edges = [-1.0, *bounds, float("inf")]
+                return torch.cat([(events * (mask & (delta_hours > lo) & (delta_hours <= hi)).unsqueeze(-1)).sum(1)
+                                  for lo, hi in zip(edges[:-1], edges[1:])], dim=1)
+        """,
+        "one sum over every interval": """
+            def interval_sum_pool(events, mask, delta_hours, bounds):
+                total = (events * mask.unsqueeze(-1)).sum(1)
+                return torch.cat([total] * (len(bounds) + 1), dim=1)
+        """,
+        "oldest interval first": """
+            def interval_sum_pool(events, mask, delta_hours, bounds):
+                edges = [0.0, *bounds, float("inf")]
+                sums = [(events * (mask & (delta_hours >= lo) & (delta_hours < hi)).unsqueeze(-1)).sum(1)
+                        for lo, hi in zip(edges[:-1], edges[1:])]
+                return torch.cat(sums[::-1], dim=1)
+        """,
+    },
+    ("06_sequences", "masked_softmax"): {
+        "masked_fill with -1e9 (overflows fp16)": """
+            def masked_softmax(scores, mask):
+                return torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1) * mask
+        """,
+        "-inf: NaN for a user without events": """
+            def masked_softmax(scores, mask):
+                return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        """,
+        "no mask": """
+            def masked_softmax(scores, mask):
+                return torch.softmax(scores, dim=-1)
+        """,
+        "mask applied after the softmax only": """
+            def masked_softmax(scores, mask):
+                return torch.softmax(scores, dim=-1) * mask
+        """,
+        "uniform weights on an empty row": """
+            def masked_softmax(scores, mask):
+                lowest = torch.finfo(scores.dtype).min
+                return torch.softmax(scores.masked_fill(~mask, lowest), dim=-1)
+        """,
+    },
 }
 
 

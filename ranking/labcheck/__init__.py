@@ -24,6 +24,7 @@ from .lab02 import check_gap_closed, check_historical_ctr, check_rounds_to_keep
 from .lab03 import check_cross_layer, check_log_clip_standardize
 from .lab04 import check_mix_experts, check_weight_for_share
 from .lab05 import check_route_to_tower, check_surface_gaps
+from .lab06 import check_delta_buckets, check_interval_sum_pool, check_masked_softmax
 
 __all__ = [
     "check_normalized_entropy",
@@ -38,4 +39,7 @@ __all__ = [
     "check_weight_for_share",
     "check_route_to_tower",
     "check_surface_gaps",
+    "check_delta_buckets",
+    "check_interval_sum_pool",
+    "check_masked_softmax",
 ]

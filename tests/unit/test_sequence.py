@@ -189,3 +189,63 @@ def test_a_sequence_model_learns_what_only_the_sequence_shows(name):
     y = test["label_click"]                  # the oracle's AUC is 0.78
     assert auc(y, predict(model, test)["click"]) > 0.62       # measured 0.65 to 0.66
     assert auc(y, predict(baseline, test)["click"]) < 0.56    # measured 0.51
+
+
+# ------------------------------------------------------------------ parts and the zoo
+def test_event_parts_choose_what_an_event_is_made_of():
+    batch = make_batch()
+    torch.manual_seed(0)
+    ids_only = EventEmbedding(N_ITEMS, N_CATEGORIES, N_ACTIONS, pretrained(), dim=DIM, parts=("item",))
+    assert not hasattr(ids_only, "pretrained_projection")
+    vectors, mask = ids_only(batch)
+    expected = ids_only.item(batch["seq_item_id"]) * mask.unsqueeze(-1)
+    torch.testing.assert_close(vectors, expected)
+    full = events()
+    assert full.parts == ("item", "category", "action", "pretrained")
+    # the order given does not matter, only the set
+    torch.manual_seed(0)
+    reordered = EventEmbedding(N_ITEMS, N_CATEGORIES, N_ACTIONS, pretrained(), dim=DIM,
+                               parts=("pretrained", "action", "category", "item"))
+    torch.testing.assert_close(reordered(batch)[0], full(batch)[0])
+
+
+@pytest.mark.parametrize("parts", [(), ("item", "price")])
+def test_event_parts_are_checked(parts):
+    with pytest.raises(ValueError, match="parts"):
+        EventEmbedding(N_ITEMS, N_CATEGORIES, N_ACTIONS, pretrained(), parts=parts)
+
+
+@pytest.fixture(scope="module")
+def smoke_encoder():
+    from ranking.features import FeatureEncoder, FeatureSpec
+    from ranking.simulate import AdLogConfig, load_or_simulate
+
+    logs = load_or_simulate(AdLogConfig.preset("smoke"), seed=0)
+    frame = logs.impressions.head(2_000)
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=16, tasks=("click",))).fit(frame)
+    return logs, encoder, encoder.transform(frame.head(64))
+
+
+@pytest.mark.parametrize("name", ["sum", "interval", "transformer", "transformer + fusion", "din",
+                                  "long-short"])
+def test_every_rung_of_the_ladder_scores_the_log(smoke_encoder, name):
+    from ranking.nn.sequence.zoo import LADDER, build_sequence_model
+
+    assert name in LADDER
+    logs, encoder, data = smoke_encoder
+    batch = {**data, **encoder.history.gather(data)}
+    model = build_sequence_model(name, encoder, logs).eval()
+    logits = model(batch)["click"]
+    assert logits.shape == (64,) and torch.isfinite(logits).all()
+
+
+def test_the_zoo_refuses_unknown_names_and_encoders_without_a_sequence(smoke_encoder):
+    from ranking.features import FeatureEncoder, FeatureSpec
+    from ranking.nn.sequence.zoo import build_sequence_model, build_summarizer
+
+    logs, encoder, _ = smoke_encoder
+    with pytest.raises(ValueError, match="unknown sequence model"):
+        build_summarizer("lstm", 8)
+    no_sequence = FeatureEncoder(logs, FeatureSpec(sequence_length=0))
+    with pytest.raises(ValueError, match="no sequence"):
+        build_sequence_model("sum", no_sequence, logs)

@@ -10,12 +10,12 @@
 - ``ranker``: ``SequenceRanker``, chapter 3's network plus any of these summaries.
 """
 
-from .events import CONNECTIONS, EventEmbedding, TimeDeltaEmbedding
+from .events import CONNECTIONS, PARTS, EventEmbedding, TimeDeltaEmbedding
 from .long_short import LongShort
 from .pooling import IntervalSumPooling, SumPooling
 from .ranker import SequenceRanker
 from .target_attention import TargetAttention
 from .transformer import POSITIONS, TimeAwareTransformer
 
-__all__ = ["CONNECTIONS", "EventEmbedding", "TimeDeltaEmbedding", "SumPooling", "IntervalSumPooling",
+__all__ = ["CONNECTIONS", "PARTS", "EventEmbedding", "TimeDeltaEmbedding", "SumPooling", "IntervalSumPooling",
            "TargetAttention", "TimeAwareTransformer", "POSITIONS", "LongShort", "SequenceRanker"]

@@ -9,11 +9,15 @@ the same tables, so a model can compare it with every event.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+PARTS = ("item", "category", "action", "pretrained")
+"""What an event can be made of: its item id, the item's category, the action, and the
+item's frozen pretrained embedding."""
 CONNECTIONS = ("sum", "concat")
 """How an event's parts are joined: summed (each part already has the event's width) or
 concatenated and mapped to that width by a linear layer (the seed's "feature connection")."""
@@ -28,17 +32,23 @@ class EventEmbedding(nn.Module):
     the result to ``dim``. With ``interactions`` every event also carries how it
     relates to the candidate ad, the seed's "extra feature interaction": the
     cosine of their pretrained embeddings and whether their categories agree.
+    ``parts`` keeps a subset of ``PARTS`` (to measure what each is worth).
     """
 
     def __init__(self, n_items: int, n_categories: int, n_actions: int, pretrained: torch.Tensor,
-                 dim: int = 32, connection: str = "sum", interactions: bool = False):
+                 dim: int = 32, connection: str = "sum", interactions: bool = False,
+                 parts: Sequence[str] = PARTS):
         super().__init__()
+        unknown = set(parts) - set(PARTS)
+        if not parts or unknown:
+            raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
         if connection not in CONNECTIONS:
             raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
         if pretrained.dim() != 2 or pretrained.shape[0] != n_items:
             raise ValueError(f"pretrained must be ({n_items}, P), one row per item; "
                              f"got {tuple(pretrained.shape)}")
         self.dim, self.connection, self.interactions = dim, connection, interactions
+        self.parts = tuple(part for part in PARTS if part in parts)
         self.candidate_action = n_actions + 1          # the candidate: "shown", not yet engaged
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.category = nn.Embedding(n_categories + 1, dim, padding_idx=0)
@@ -50,8 +60,9 @@ class EventEmbedding(nn.Module):
         # not saved with the weights (it comes with the log).
         padded = torch.cat([torch.zeros(1, pretrained.shape[1]), pretrained.float()])
         self.register_buffer("pretrained", F.normalize(padded, dim=1), persistent=False)
-        self.pretrained_projection = nn.Linear(pretrained.shape[1], dim)
-        n_parts = 4
+        if "pretrained" in self.parts:
+            self.pretrained_projection = nn.Linear(pretrained.shape[1], dim)
+        n_parts = len(self.parts)
         if interactions:
             self.interaction_projection = nn.Linear(2, dim)
             n_parts += 1
@@ -78,9 +89,17 @@ class EventEmbedding(nn.Module):
         return self._connect(parts)
 
     def _parts(self, item: torch.Tensor, category: torch.Tensor, action: torch.Tensor) -> list:
-        # Project the whole pretrained table once (items << events in a batch), then look up.
-        pretrained = self.pretrained_projection(self.pretrained)[item]     # (..., dim)
-        return [self.item(item), self.category(category), self.action(action), pretrained]
+        vectors = []
+        if "item" in self.parts:
+            vectors.append(self.item(item))                            # (..., dim)
+        if "category" in self.parts:
+            vectors.append(self.category(category))
+        if "action" in self.parts:
+            vectors.append(self.action(action))
+        if "pretrained" in self.parts:
+            # Project the whole table once (items << events in a batch), then look up.
+            vectors.append(self.pretrained_projection(self.pretrained)[item])
+        return vectors
 
     def _connect(self, parts: list[torch.Tensor]) -> torch.Tensor:
         if self.join is None:

@@ -1,0 +1,144 @@
+"""Checks for lab 6, user sequences (labs/06_sequences.ipynb).
+
+Exercises: time-delta buckets, interval sum pooling with a padding mask, and attention
+weights that put nothing on padding (also in fp16, also for a user with no events).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ._common import _call, _correct
+
+__all__ = ["check_delta_buckets", "check_interval_sum_pool", "check_masked_softmax"]
+
+
+def _tensor_result(name: str, got, shape: tuple) -> None:
+    import torch
+
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"{name} should return a torch.Tensor, got {type(got).__name__}")
+    if tuple(got.shape) != shape:
+        raise AssertionError(f"{name} should return shape {shape}, got {tuple(got.shape)}.")
+
+
+# ------------------------------------------------------------------ time-delta buckets
+def check_delta_buckets(delta_buckets: Callable) -> None:
+    """Check ``delta_buckets(delta_hours (B, L), n_buckets) -> (B, L)`` integer buckets."""
+    import torch
+
+    name = "delta_buckets"
+    hours = torch.tensor([[0.0, 0.5, 1.0, 2.9, 3.0], [6.99, 7.0, 100.0, 1e6, 0.0]])
+    for n_buckets in (20, 6):
+        got = _call(delta_buckets, hours.clone(), n_buckets)
+        _tensor_result(name, got, tuple(hours.shape))
+        if got.is_floating_point():
+            raise AssertionError(f"{name} should return integer bucket ids (an embedding "
+                                 "table looks them up), got a float tensor: use .long().")
+        expected = torch.log2(1 + hours).floor().long().clamp(max=n_buckets - 1)
+        if torch.equal(got.long(), expected):
+            continue
+        if int(got.max()) > n_buckets - 1:
+            hint = (f"with {n_buckets} buckets the largest id is {n_buckets - 1}: cap the "
+                    "buckets of very old events.")
+        elif int(got[0, 0]) != 0:
+            hint = "an event 0 hours ago belongs in bucket 0: log2(1 + hours), not log2(hours)."
+        elif int(got[0, 3]) != 1 or int(got[1, 0]) != 2:
+            hint = ("floor, not round: 2.9 hours is in bucket floor(log2(3.9)) = 1 and 6.99 "
+                    "hours in bucket 2.")
+        else:
+            hint = "bucket = floor(log2(1 + hours)), capped at n_buckets - 1."
+        raise AssertionError(f"With {n_buckets} buckets: expected {expected.tolist()}, got "
+                             f"{got.tolist()}. {hint}")
+    _correct(f"{name} buckets ages from 0 hours to 114 years, capped.")
+
+
+# --------------------------------------------------------------- interval sum pooling
+def _interval_sum_pool(events, mask, delta_hours, bounds):
+    import torch
+
+    edges = [0.0, *bounds, math.inf]
+    sums = []
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = mask & (delta_hours >= low) & (delta_hours < high)
+        sums.append((events * inside.unsqueeze(-1)).sum(dim=1))
+    return torch.cat(sums, dim=1)
+
+
+def check_interval_sum_pool(interval_sum_pool: Callable) -> None:
+    """Check ``interval_sum_pool(events (B, L, D), mask, delta_hours, bounds) -> (B, D * K)``."""
+    import torch
+
+    name = "interval_sum_pool"
+    generator = torch.Generator().manual_seed(6)
+    B, L, D = 4, 7, 3
+    events = torch.randn(B, L, D, generator=generator)      # padding slots are NOT zero
+    mask = torch.arange(L)[None, :] < torch.tensor([7, 4, 1, 0])[:, None]
+    delta_hours = torch.tensor([[0.2, 1.0, 5.0, 23.9, 24.0, 200.0, 900.0]] * B)
+    bounds = [1.0, 24.0, 168.0]
+    got = _call(interval_sum_pool, events.clone(), mask.clone(), delta_hours.clone(), bounds)
+    expected = _interval_sum_pool(events, mask, delta_hours, bounds)
+    _tensor_result(name, got, tuple(expected.shape))
+    if torch.allclose(got, expected, atol=1e-5):
+        _correct(f"{name} sums real events only, each in its time interval.")
+        return
+    unmasked = _interval_sum_pool(events, torch.ones_like(mask), delta_hours, bounds)
+    right_closed = torch.cat([
+        (events * (mask & (delta_hours > low) & (delta_hours <= high)).unsqueeze(-1)).sum(1)
+        for low, high in zip([-1.0, *bounds], [*bounds, math.inf])], dim=1)
+    if torch.allclose(got, unmasked, atol=1e-5):
+        hint = ("padding slots count: multiply by the mask (padding vectors are not always "
+                "zero).")
+    elif torch.allclose(got, right_closed, atol=1e-5):
+        hint = ("an event exactly on a bound belongs to the later interval: 1.0 hours ago is "
+                "in [1, 24), not [0, 1).")
+    elif bool((got[3] != 0).any()):
+        hint = "the last row has no events: its summary must be all zeros."
+    else:
+        hint = ("interval k holds the events with bounds[k-1] <= hours < bounds[k]; "
+                "concatenate the K sums in order, the most recent interval first.")
+    raise AssertionError(f"The pooled vectors differ from the expected ones. {hint}")
+
+
+# ------------------------------------------------------------------ masked attention
+def check_masked_softmax(masked_softmax: Callable) -> None:
+    """Check ``masked_softmax(scores (B, L), mask (B, L)) -> (B, L)`` attention weights."""
+    import torch
+
+    name = "masked_softmax"
+    generator = torch.Generator().manual_seed(7)
+    scores = torch.randn(3, 5, generator=generator) * 3
+    scores[0, 4] = 50.0                              # a large score on a padding slot
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        try:
+            got = _call(masked_softmax, scores.to(dtype), mask.clone())
+        except (RuntimeError, OverflowError) as error:
+            raise AssertionError(
+                f"In {str(dtype).removeprefix('torch.')}, {name} raised: {error}. A constant "
+                "like -1e9 does not fit in fp16 (largest 65504): use "
+                "torch.finfo(scores.dtype).min.") from None
+        _tensor_result(name, got, tuple(scores.shape))
+        label = str(dtype).removeprefix("torch.")
+        got = got.float()
+        if not torch.isfinite(got).all():
+            raise AssertionError(
+                f"In {label} some weights are NaN or infinite (row 3 has no events: a "
+                "softmax over nothing but -inf is NaN). Give a row without events zero "
+                "weights everywhere.")
+        if bool((got[~mask] != 0).any()):
+            raise AssertionError(f"In {label} padding slots got weight {got[~mask].tolist()}: "
+                                 "every padding slot must get exactly 0.")
+        expected = torch.zeros(3, 5)
+        for row in range(2):
+            real = mask[row]
+            expected[row, real] = torch.softmax(scores[row, real].to(dtype).float(), dim=0)
+        tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+        if not torch.allclose(got, expected, atol=tolerance):
+            raise AssertionError(
+                f"In {label} the weights of real events should be a softmax over the real "
+                f"events only, summing to 1: expected {expected[:2].tolist()}, got "
+                f"{got[:2].tolist()}.")
+    _correct(f"{name} puts no weight on padding and no NaN on an empty history, in fp32, "
+             "fp16 and bf16.")
