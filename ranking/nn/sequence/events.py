@@ -68,16 +68,17 @@ class EventEmbedding(nn.Module):
             n_parts += 1
         self.join = nn.Linear(n_parts * dim, dim) if connection == "concat" else None
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        items = batch["seq_item_id"]                                   # (B, L), 0 = padding
+    def forward(self, batch: dict[str, torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        items = batch["seq_item_id"]                          # (B, L), 0 = padding
         parts = self._parts(items, batch["seq_category"], batch["seq_action"])
         if self.interactions:
-            candidate = self.pretrained[batch["item_id"] + 1]          # (B, P) unit vectors
-            cosine = (self.pretrained[items] * candidate[:, None, :]).sum(-1)   # (B, L)
-            same_category = batch["seq_category"] == (batch["category"] + 1)[:, None]
-            pair = torch.stack([cosine, same_category.to(cosine.dtype)], dim=-1)  # (B, L, 2)
-            parts.append(self.interaction_projection(pair))                      # (B, L, dim)
-        mask = items > 0                                               # (B, L)
+            candidate = self.pretrained[batch["item_id"] + 1]        # (B, P), unit
+            cosine = (self.pretrained[items] * candidate[:, None, :]).sum(-1)  # (B, L)
+            same = batch["seq_category"] == (batch["category"] + 1)[:, None]  # (B, L)
+            pair = torch.stack([cosine, same.to(cosine.dtype)], dim=-1)   # (B, L, 2)
+            parts.append(self.interaction_projection(pair))             # (B, L, dim)
+        mask = items > 0                                                # (B, L)
         return self._connect(parts) * mask.unsqueeze(-1), mask
 
     def candidate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -22,7 +22,7 @@ class LongShort(nn.Module):
     def forward(self, events: torch.Tensor, mask: torch.Tensor, candidate: torch.Tensor,
                 delta_hours: torch.Tensor) -> torch.Tensor:
         latest = slice(0, self.short_length)
-        long = self.long(events, mask, candidate, delta_hours)                       # (B, S1)
+        long = self.long(events, mask, candidate, delta_hours)          # (B, S1)
         short = self.short(events[:, latest], mask[:, latest], candidate,
-                           delta_hours[:, latest])                                    # (B, S2)
+                           delta_hours[:, latest])                      # (B, S2)
         return torch.cat([long, short], dim=1)

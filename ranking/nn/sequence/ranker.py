@@ -35,7 +35,7 @@ class SequenceRanker(_LinearHeads):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = self.input(batch)                                          # (B, F * E + D)
-        events, mask = self.events(batch)                              # (B, L, De), (B, L)
+        events, mask = self.events(batch)                      # (B, L, De), (B, L)
         candidate = self.events.candidate(batch)                       # (B, De)
         summary = self.summarizer(events, mask, candidate,
                                   batch["seq_delta_hours"])            # (B, S)

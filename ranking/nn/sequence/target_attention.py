@@ -35,8 +35,8 @@ class TargetAttention(nn.Module):
 
     def forward(self, events: torch.Tensor, mask: torch.Tensor, candidate: torch.Tensor,
                 delta_hours: torch.Tensor) -> torch.Tensor:
-        first_layer = (self.event_term(events)                                   # (B, L, W)
-                       + self.candidate_term(candidate).unsqueeze(1)             # (B, 1, W)
-                       + self.product_term(events * candidate.unsqueeze(1)))    # (B, L, W)
-        weight = self.score(first_layer).squeeze(-1) * mask                      # (B, L)
-        return (weight.unsqueeze(-1) * events).sum(dim=1)                        # (B, D)
+        first_layer = (self.event_term(events)                          # (B, L, W)
+                       + self.candidate_term(candidate).unsqueeze(1)    # (B, 1, W)
+                       + self.product_term(events * candidate.unsqueeze(1)))
+        weight = self.score(first_layer).squeeze(-1) * mask             # (B, L)
+        return (weight.unsqueeze(-1) * events).sum(dim=1)               # (B, D)

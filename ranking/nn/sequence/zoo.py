@@ -46,7 +46,8 @@ def build_summarizer(name: str, dim: int, *, layers: int = 1, heads: int = 1,
     if name == "interval":
         return IntervalSumPooling(dim)
     if name in ("transformer", "transformer + fusion"):
-        return TimeAwareTransformer(dim, layers=layers, heads=heads, positions=positions,
+        return TimeAwareTransformer(dim, layers=layers, heads=heads,
+                                    positions=positions,
                                     early_fusion=name == "transformer + fusion")
     if name == "din":
         return TargetAttention(dim)
