@@ -91,10 +91,17 @@ def test_what_else_re_executes_which_chapters(repo_copy):
     before = _keys(repo_copy)
     assert _changed(before, _keys(repo_copy, scale="smoke")) == set(before)          # the scale: all
     _append(repo_copy / "ranking" / "gbdt.py", "# a comment\n")
-    assert _changed(before, _keys(repo_copy)) == {"02_gbdt.ipynb", "03_deep_model.ipynb"}
+    assert _changed(before, _keys(repo_copy)) == {"02_gbdt.ipynb", "03_deep_model.ipynb",
+                                                  "06_sequences.ipynb"}
     before = _keys(repo_copy)
     _append(repo_copy / "benchmarks" / "results" / "train_throughput-cpu.json", "\n")
     assert _changed(before, _keys(repo_copy)) == {"03_deep_model.ipynb"}
+    before = _keys(repo_copy)
+    _append(repo_copy / "benchmarks" / "results" / "sequence_ablations-cpu.json", "\n")
+    assert _changed(before, _keys(repo_copy)) == {"06_sequences.ipynb"}
+    before = _keys(repo_copy)
+    _append(repo_copy / "ranking" / "nn" / "sequence" / "target_attention.py", "# DIN\n")
+    assert _changed(before, _keys(repo_copy)) == {"06_sequences.ipynb"}
     before = _keys(repo_copy)
     _append(repo_copy / "ranking" / "simulate" / "logs.py", "# the generator: every chapter\n")
     assert _changed(before, _keys(repo_copy)) == set(before)
