@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .history import PADDING, EventHistory  # noqa: F401 (PADDING: sequences' empty slot)
+from .history import EventHistory
 from .simulate import ACTIONS, SURFACES, TASKS, AdLogs
+from .simulate.logs import surface_codes
 from .simulate.world import SECONDS_PER_DAY
 
 CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "hour_of_day",
@@ -169,7 +170,7 @@ class FeatureEncoder:
     # ----------------------------------------------------------- categorical
     def _categorical(self, frame: pd.DataFrame, name: str) -> np.ndarray:
         if name == "surface":
-            values = _surface_codes(frame["surface"])
+            values = surface_codes(frame["surface"])
         elif name == "hour_of_day":
             values = (frame["timestamp"].to_numpy() % SECONDS_PER_DAY) // 3600
         elif name == "category":
@@ -193,15 +194,6 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
-
-
-def _surface_codes(surface: pd.Series) -> np.ndarray:
-    if isinstance(surface.dtype, pd.CategoricalDtype) and list(surface.cat.categories) == list(SURFACES):
-        return surface.cat.codes.to_numpy()
-    unknown = set(surface.astype(str).unique()) - set(SURFACES)
-    if unknown:
-        raise ValueError(f"unknown surface(s) {sorted(unknown)}: allowed {SURFACES}")
-    return pd.Categorical(surface.astype(str), categories=list(SURFACES)).codes
 
 
 def time_split(impressions: pd.DataFrame, valid_days: float = 2.0, test_days: float = 2.0

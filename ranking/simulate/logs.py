@@ -67,6 +67,17 @@ def simulate(config: AdLogConfig | None = None, seed: int = 0) -> AdLogs:
     )
 
 
+def surface_codes(surface: pd.Series) -> np.ndarray:
+    """Each row's surface as its index in SURFACES, whatever the column's dtype."""
+    if isinstance(surface.dtype, pd.CategoricalDtype) and list(surface.cat.categories) == list(SURFACES):
+        return surface.cat.codes.to_numpy()
+    unknown = set(surface.astype(str).unique()) - set(SURFACES)
+    if unknown:
+        raise ValueError(f"unknown surface(s) {sorted(unknown)}: allowed {SURFACES}")
+    return pd.Categorical(surface.astype(str), categories=list(SURFACES)).codes
+
+
+
 # ----------------------------------------------------------------------------- events
 def _engagement_events(c: AdLogConfig, world: World, rng: np.random.Generator) -> pd.DataFrame:
     """Each user's organic engagement stream, mostly from their current interest.

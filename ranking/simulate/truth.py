@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import SURFACES
-from .logs import AdLogs, _affinity
+from .logs import AdLogs, _affinity, surface_codes
 from .world import World, build_world
 
 
@@ -36,8 +36,7 @@ def click_taste(logs: AdLogs, frame: pd.DataFrame, world: World | None = None) -
     """The user x item affinity term of each impression's click logit (surface scale included)."""
     world = world if world is not None else world_of(logs)
     c = logs.config
-    surface = frame["surface"].cat.codes.to_numpy() if isinstance(frame["surface"].dtype, pd.CategoricalDtype) \
-        else pd.Categorical(frame["surface"], categories=list(SURFACES)).codes
+    surface = surface_codes(frame["surface"])
     scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])[surface]
     return scale * _affinity(c, world, frame["user_id"].to_numpy(), frame["item_id"].to_numpy(), "click")
 
