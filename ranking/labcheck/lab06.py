@@ -55,20 +55,11 @@ def check_delta_buckets(delta_buckets: Callable) -> None:
 
 
 # --------------------------------------------------------------- interval sum pooling
-def _interval_sum_pool(events, mask, delta_hours, bounds):
-    import torch
-
-    edges = [0.0, *bounds, math.inf]
-    sums = []
-    for low, high in zip(edges[:-1], edges[1:]):
-        inside = mask & (delta_hours >= low) & (delta_hours < high)
-        sums.append((events * inside.unsqueeze(-1)).sum(dim=1))
-    return torch.cat(sums, dim=1)
-
-
 def check_interval_sum_pool(interval_sum_pool: Callable) -> None:
     """Check ``interval_sum_pool(events (B, L, D), mask, delta_hours, bounds) -> (B, D * K)``."""
     import torch
+
+    from ..nn.sequence import IntervalSumPooling
 
     name = "interval_sum_pool"
     generator = torch.Generator().manual_seed(6)
@@ -78,12 +69,13 @@ def check_interval_sum_pool(interval_sum_pool: Callable) -> None:
     delta_hours = torch.tensor([[0.2, 1.0, 5.0, 23.9, 24.0, 200.0, 900.0]] * B)
     bounds = [1.0, 24.0, 168.0]
     got = _call(interval_sum_pool, events.clone(), mask.clone(), delta_hours.clone(), bounds)
-    expected = _interval_sum_pool(events, mask, delta_hours, bounds)
+    pooling = IntervalSumPooling(D, bounds)           # the package's, as chapter 6 uses it
+    expected = pooling(events, mask, None, delta_hours)
     _tensor_result(name, got, tuple(expected.shape))
     if torch.allclose(got, expected, atol=1e-5):
         _correct(f"{name} sums real events only, each in its time interval.")
         return
-    unmasked = _interval_sum_pool(events, torch.ones_like(mask), delta_hours, bounds)
+    unmasked = pooling(events, torch.ones_like(mask), None, delta_hours)
     right_closed = torch.cat([
         (events * (mask & (delta_hours > low) & (delta_hours <= high)).unsqueeze(-1)).sum(1)
         for low, high in zip([-1.0, *bounds], [*bounds, math.inf])], dim=1)
