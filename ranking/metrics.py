@@ -196,6 +196,75 @@ def calibration_table(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> 
     return table
 
 
+def field_ece(targets: ArrayLike, probs: ArrayLike, field: ArrayLike) -> float:
+    """Field-level calibration error (Pan et al. 2020): sum over the values z of
+    a field of |sum over rows in z of (target - prob)|, divided by the row count.
+
+    A model can be calibrated overall and still over-predict on one surface and
+    under-predict on another; this adds up each value's miss. targets are the
+    labels, or, on a simulated log, the true probabilities (no label noise).
+    Pass a combined field (e.g. surface and video joined) for a cross of fields.
+    """
+    t = _to_numpy(targets, "targets")
+    p = _to_numpy(probs, "probs")
+    for name, values in (("targets", t), ("probs", p)):
+        if values.min() < 0 or values.max() > 1:
+            raise ValueError(f"{name} must lie in [0, 1], got range "
+                             f"[{values.min()}, {values.max()}]")
+    field = np.asarray(field)
+    if not len(t) == len(p) == len(field):
+        raise ValueError("targets, probs and field must have the same length, got "
+                         f"{len(t)}, {len(p)} and {len(field)}")
+    misses = pd.Series(t - p).groupby(field).sum()
+    return float(misses.abs().sum() / len(t))
+
+
+def field_calibration(labels: ArrayLike, probs: ArrayLike, field: ArrayLike,
+                      true_probs: ArrayLike | None = None) -> pd.DataFrame:
+    """Per value of a field: rows, mean prediction, observed rate, their ratio,
+    and with ``true_probs`` the true rate and the ratio to it."""
+    y, p = _check_inputs(labels, probs)
+    field = np.asarray(field)
+    if len(field) != len(y):
+        raise ValueError(f"field has {len(field)} entries for {len(y)} rows")
+    frame = pd.DataFrame({"rows": 1, "mean_prediction": p, "observed_rate": y})
+    if true_probs is not None:
+        frame["true_rate"] = _to_numpy(true_probs, "true_probs")
+    grouped = frame.groupby(field)
+    table = grouped.mean()
+    table["rows"] = grouped["rows"].sum()
+    table["ratio"] = table["mean_prediction"] / table["observed_rate"]
+    if true_probs is not None:
+        table["ratio_to_truth"] = table["mean_prediction"] / table["true_rate"]
+    table.index.name = "value"
+    return table
+
+
+def plot_reliability(ax, labels: ArrayLike, predictions: Mapping[str, ArrayLike],
+                     n_bins: int = 10, title: str | None = None) -> None:
+    """A reliability diagram on ``ax``: observed rate against mean prediction
+    per quantile bin, one line per predictor, log axes, the diagonal dashed.
+
+    Points on the diagonal are calibrated; below it the model over-predicts.
+    """
+    low, high = np.inf, 0.0
+    for name, probs in predictions.items():
+        table = calibration_table(labels, probs, n_bins)
+        table = table[table["observed_rate"] > 0]
+        ax.plot(table["mean_prediction"], table["observed_rate"], marker="o",
+                markersize=4, label=name)
+        low = min(low, table["mean_prediction"].min(), table["observed_rate"].min())
+        high = max(high, table["mean_prediction"].max(), table["observed_rate"].max())
+    ax.plot([low, high], [low, high], ls="--", color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("mean prediction (bin)")
+    ax.set_ylabel("observed rate (bin)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def gap_closed(model_logloss: float, base_logloss: float, oracle_logloss: float) -> float:
     """Share of the log-loss gap from the base-rate predictor to the oracle a model closes.
 

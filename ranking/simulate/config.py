@@ -80,6 +80,12 @@ class AdLogConfig:
         default_factory=lambda: _per_surface(0.35, 0.10, -0.25)
     )
     """Coefficient of log item popularity in the click logit, per surface."""
+    surface_shift: dict[str, float] = field(
+        default_factory=lambda: _per_surface(0.0, 0.0, 0.0)
+    )
+    """Click-logit change per surface from ``shift_day`` on (a launch that moves a base rate)."""
+    shift_day: float = 10.0
+    """First day of the ``surface_shift`` (before it, every surface is as planted)."""
     surface_affinity_scale: dict[str, float] = field(
         default_factory=lambda: _per_surface(1.0, 0.7, 0.5)
     )
@@ -212,7 +218,7 @@ class AdLogConfig:
             _check_range(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
         for name in ("affinity_scale", "context_effect", "query_effect", "short_term_effect",
                      "interest_switch_per_day", "outage_days", "outage_start_day",
-                     "event_taste_strength", "event_action_strength"):
+                     "event_taste_strength", "event_action_strength", "shift_day"):
             _check_range(name, getattr(self, name), 0.0)
         _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, open_low=True)
         _check_range("events_per_day", self.events_per_day, 0.0, open_low=True)
@@ -259,7 +265,7 @@ class AdLogConfig:
 
     def _validate_surfaces(self) -> None:
         for name in ("surface_traffic", "surface_ctr", "surface_popularity_effect",
-                     "surface_affinity_scale"):
+                     "surface_shift", "surface_affinity_scale"):
             values = getattr(self, name)
             unknown = set(values) - set(SURFACES)
             if unknown:
@@ -354,6 +360,8 @@ PLANTED_EFFECTS: dict[str, str] = {
     "surface_traffic": "share of impressions per surface",
     "surface_ctr": "base click rate per surface",
     "surface_popularity_effect": "how item popularity moves clicks, per surface",
+    "surface_shift": "click-logit change per surface from shift_day on",
+    "shift_day": "day the surface shift starts",
     "surface_affinity_scale": "how much personal taste matters, per surface",
     "interest_switch_per_day": "how fast the short-term interest drifts",
     "short_term_effect": "click boost when the item matches the current interest",

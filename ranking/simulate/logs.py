@@ -287,6 +287,8 @@ def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarra
     # one value per surface, looked up for each row with [surface] below
     affinity_scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])
     popularity_effect = np.array([c.surface_popularity_effect[s] for s in SURFACES])
+    shift = np.array([c.surface_shift[s] for s in SURFACES])
+    after_shift = timestamp >= c.shift_day * SECONDS_PER_DAY
     popularity = _log_z(world.item_save_count)[item]
     engagement = np.log1p(features["user_engagement_count"])
     hour = (timestamp % SECONDS_PER_DAY) / 3600.0
@@ -303,6 +305,7 @@ def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarra
         + 0.15 * np.sin(2 * np.pi * (hour - 14.0) / 24.0)
         + c.context_effect * 2.0 * (context - 0.5) * (context > 0)
         + c.query_effect * 2.0 * (query - 0.5) * (query > 0)
+        + shift[surface] * after_shift
     )
 
 

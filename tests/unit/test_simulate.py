@@ -294,6 +294,27 @@ def test_event_knobs_leave_the_impressions_untouched():
     assert not plain.events["item_id"].equals(tasteful.events["item_id"])
 
 
+def test_surface_shift_moves_one_surface_from_its_day_on_and_nothing_else():
+    """The shift is a term of the click logit only: other surfaces keep their labels, and
+    the shifted surface's base rate rises after shift_day."""
+    base = SMOKE.with_(n_users=500, n_impressions=20_000, shift_day=5.0)
+    plain = simulate(base).impressions
+    shifted = simulate(base.with_(surface_shift={"home_feed": 0.0, "related_pins": 0.0,
+                                                 "search": 0.8})).impressions
+    pd.testing.assert_series_equal(plain["user_id"], shifted["user_id"])
+    search = (plain["surface"] == "search").to_numpy()
+    pd.testing.assert_series_equal(plain.loc[~search, "p_click"], shifted.loc[~search, "p_click"])
+    late = (plain["timestamp"] >= 5 * 86_400).to_numpy()
+    before = shifted.loc[search & ~late, "p_click"].mean() / plain.loc[search & ~late, "p_click"].mean()
+    after = shifted.loc[search & late, "p_click"].mean() / plain.loc[search & late, "p_click"].mean()
+    assert after > 1.3 * before      # the search base rate jumps at the shift
+    assert abs(shifted.loc[search, "p_click"].mean() - base.surface_ctr["search"]) < 0.005
+
+
+def test_default_config_plants_no_shift():
+    assert set(AdLogConfig().surface_shift.values()) == {0.0}
+
+
 def test_config_is_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SMOKE.n_users = 5
