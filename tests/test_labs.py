@@ -521,6 +521,181 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return torch.softmax(scores.masked_fill(~mask, lowest), dim=-1)
         """,
     },
+    ("07_calibration", "quantile_ece"): {
+        "equal-width bins instead of quantile bins": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+                gaps = np.bincount(bins, y, n_bins) - np.bincount(bins, p, n_bins)
+                return float(np.abs(gaps).sum() / len(y))
+        """,
+        "unweighted mean of the bins' gaps": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+                bins = np.searchsorted(edges[1:-1], p)
+                gaps = [abs(y[bins == k].mean() - p[bins == k].mean())
+                        for k in range(n_bins) if (bins == k).any()]
+                return float(np.mean(gaps))
+        """,
+        "mean of |y - p| row by row": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                return float(np.mean(np.abs(y - p)))
+        """,
+        "no absolute value (gaps of opposite signs cancel)": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+                bins = np.searchsorted(edges[1:-1], p)
+                total = 0.0
+                for k in range(n_bins):
+                    rows = bins == k
+                    if rows.any():
+                        total += rows.mean() * (y[rows].mean() - p[rows].mean())
+                return float(total)
+        """,
+        "equal-size chunks of the sorted rows (ties split between bins)": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                chunks = np.array_split(np.argsort(p), n_bins)
+                return float(sum(len(c) / len(y) * abs(y[c].mean() - p[c].mean())
+                                 for c in chunks))
+        """,
+        "a prediction on an edge put in the upper bin": """
+            def quantile_ece(labels, probs, n_bins):
+                y, p = np.asarray(labels, float), np.asarray(probs, float)
+                edges = np.quantile(p, np.linspace(0, 1, n_bins + 1))
+                bins = np.searchsorted(edges[1:-1], p, side="right")
+                gaps = np.bincount(bins, y, n_bins) - np.bincount(bins, p, n_bins)
+                return float(np.abs(gaps).sum() / len(y))
+        """,
+        "n_bins ignored (always 10)": """
+            from ranking.metrics import ece as ranking_ece
+            def quantile_ece(labels, probs, n_bins):
+                return ranking_ece(labels, probs, n_bins=10)
+        """,
+    },
+    ("07_calibration", "correct_downsampling"): {
+        "p * w, the shortcut for small p": """
+            def correct_downsampling(probs, keep_rate):
+                return np.asarray(probs, float) * keep_rate
+        """,
+        "p / w, clipped at 1": """
+            def correct_downsampling(probs, keep_rate):
+                return np.minimum(np.asarray(probs, float) / keep_rate, 1.0)
+        """,
+        "the forward map (true rate -> downsampled)": """
+            def correct_downsampling(probs, keep_rate):
+                b = np.asarray(probs, float)
+                return b / (b + (1 - b) * keep_rate)
+        """,
+        "(1 - w) in place of 1 / w": """
+            def correct_downsampling(probs, keep_rate):
+                b = np.asarray(probs, float)
+                return b / (b + (1 - b) * (1 - keep_rate))
+        """,
+        "keep rate read as the share of negatives dropped": """
+            def correct_downsampling(probs, keep_rate):
+                b = np.asarray(probs, float)
+                return b / (b + (1 - b) / (1 - keep_rate))
+        """,
+        "changes its input in place": """
+            def correct_downsampling(probs, keep_rate):
+                probs /= probs + (1 - probs) / keep_rate
+                return probs
+        """,
+    },
+    ("07_calibration", "platt_scale"): {
+        "regression on p instead of logit(p)": """
+            def platt_scale(probs, labels, steps=50):
+                y = np.asarray(labels, float)
+                X = np.stack([np.asarray(probs, float), np.ones(len(y))], axis=1)
+                beta = np.array([0.0, np.log(y.mean() / (1 - y.mean()))])
+                for _ in range(steps):
+                    s = 1 / (1 + np.exp(-X @ beta))
+                    hessian = (X * (s * (1 - s))[:, None]).T @ X
+                    beta = beta - np.linalg.solve(hessian, X.T @ (s - y))
+                return float(beta[0]), float(beta[1])
+        """,
+        "slope and bias swapped": """
+            def platt_scale(probs, labels, steps=50):
+                p = np.clip(np.asarray(probs, float), 1e-7, 1 - 1e-7)
+                y = np.asarray(labels, float)
+                X = np.stack([np.log(p / (1 - p)), np.ones(len(p))], axis=1)
+                beta = np.array([0.0, np.log(y.mean() / (1 - y.mean()))])
+                for _ in range(steps):
+                    s = 1 / (1 + np.exp(-X @ beta))
+                    hessian = (X * (s * (1 - s))[:, None]).T @ X
+                    beta = beta - np.linalg.solve(hessian, X.T @ (s - y))
+                return float(beta[1]), float(beta[0])
+        """,
+        "no bias (a slope through the origin)": """
+            def platt_scale(probs, labels, steps=50):
+                p = np.clip(np.asarray(probs, float), 1e-7, 1 - 1e-7)
+                y = np.asarray(labels, float)
+                x = np.log(p / (1 - p))
+                slope = 0.0
+                for _ in range(steps):
+                    s = 1 / (1 + np.exp(-slope * x))
+                    slope -= (x @ (s - y)) / ((x * x) @ (s * (1 - s)))
+                return float(slope), 0.0
+        """,
+        "a few steps of gradient descent (not converged)": """
+            def platt_scale(probs, labels, steps=50):
+                p = np.clip(np.asarray(probs, float), 1e-7, 1 - 1e-7)
+                y = np.asarray(labels, float)
+                x = np.log(p / (1 - p))
+                slope, bias = 1.0, 0.0
+                for _ in range(steps):
+                    s = 1 / (1 + np.exp(-(slope * x + bias)))
+                    slope -= 0.1 * np.mean((s - y) * x)
+                    bias -= 0.1 * np.mean(s - y)
+                return float(slope), float(bias)
+        """,
+        "least-squares line instead of logistic regression": """
+            def platt_scale(probs, labels, steps=50):
+                p = np.clip(np.asarray(probs, float), 1e-7, 1 - 1e-7)
+                slope, bias = np.polyfit(np.log(p / (1 - p)), np.asarray(labels, float), 1)
+                return float(slope), float(bias)
+        """,
+        "no clipping (a score of exactly 0 or 1 gives an infinite logit)": """
+            def platt_scale(probs, labels, steps=50):
+                p = np.asarray(probs, float)
+                y = np.asarray(labels, float)
+                X = np.stack([np.log(p / (1 - p)), np.ones(len(p))], axis=1)
+                beta = np.array([0.0, np.log(y.mean() / (1 - y.mean()))])
+                for _ in range(steps):
+                    s = 1 / (1 + np.exp(-X @ beta))
+                    hessian = (X * (s * (1 - s))[:, None]).T @ X
+                    beta = beta - np.linalg.solve(hessian, X.T @ (s - y))
+                return float(beta[0]), float(beta[1])
+        """,
+    },
+    ("07_calibration", "fake_negative_correction"): {
+        "b / (1 + b), the wrong way": """
+            def fake_negative_correction(stream_probs):
+                b = np.asarray(stream_probs, float)
+                return b / (1 + b)
+        """,
+        "1 - b": """
+            def fake_negative_correction(stream_probs):
+                return 1 - np.asarray(stream_probs, float)
+        """,
+        "b * (1 - b)": """
+            def fake_negative_correction(stream_probs):
+                b = np.asarray(stream_probs, float)
+                return b * (1 - b)
+        """,
+        "no correction (b itself)": """
+            def fake_negative_correction(stream_probs):
+                return np.asarray(stream_probs, float)
+        """,
+        "2 b, right only near 0": """
+            def fake_negative_correction(stream_probs):
+                return 2 * np.asarray(stream_probs, float)
+        """,
+    },
 }
 
 

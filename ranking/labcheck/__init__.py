@@ -25,6 +25,8 @@ from .lab03 import check_cross_layer, check_log_clip_standardize
 from .lab04 import check_mix_experts, check_weight_for_share
 from .lab05 import check_route_to_tower, check_surface_gaps
 from .lab06 import check_delta_buckets, check_interval_sum_pool, check_masked_softmax
+from .lab07 import (check_correct_downsampling, check_fake_negative_correction,
+                    check_platt_scale, check_quantile_ece)
 
 __all__ = [
     "check_normalized_entropy",
@@ -42,4 +44,8 @@ __all__ = [
     "check_delta_buckets",
     "check_interval_sum_pool",
     "check_masked_softmax",
+    "check_quantile_ece",
+    "check_correct_downsampling",
+    "check_platt_scale",
+    "check_fake_negative_correction",
 ]
