@@ -12,11 +12,14 @@ from ranking.metrics import (
     calibration_table,
     ece,
     expected_logloss,
+    field_calibration,
+    field_ece,
     gap_closed,
     logloss,
     normalized_entropy,
     oracle_gap_closed,
     oracle_report,
+    plot_reliability,
 )
 
 N_ROWS = 200_000
@@ -335,3 +338,110 @@ def test_oracle_gap_closed_is_zero_at_the_base_rate_one_at_the_oracle():
 def test_oracle_gap_closed_needs_a_base_rate_inside_zero_one(base_rate):
     with pytest.raises(ValueError, match="base_rate"):
         oracle_gap_closed([0.1, 0.2], [0.1, 0.2], base_rate)
+
+
+# ---- field_ece ----
+
+def test_field_ece_is_zero_when_every_field_value_sums_right():
+    targets = np.array([1, 0, 1, 0, 0, 0])
+    probs = np.array([0.5, 0.5, 0.25, 0.25, 0.25, 0.25])
+    field = np.array(["feed", "feed", "search", "search", "search", "search"])
+    assert field_ece(targets, probs, field) == pytest.approx(0.0, abs=1e-15)
+    assert field_ece(targets, probs, np.arange(6)) == pytest.approx(2.5 / 6)   # row by row it is off
+
+
+def test_field_ece_on_a_hand_example():
+    targets = [1, 0, 0, 1, 0]
+    probs = [0.5, 0.2, 0.1, 0.4, 0.3]
+    field = ["a", "a", "b", "b", "b"]
+    # a: (1 - 0.5) + (0 - 0.2) = 0.3; b: -0.1 + 0.6 - 0.3 = 0.2; (|0.3| + |0.2|) / 5
+    assert field_ece(targets, probs, field) == pytest.approx(0.1)
+    # misses of opposite signs add up instead of cancelling
+    assert field_ece([1, 0], [0.0, 1.0], ["x", "y"]) == pytest.approx(1.0)
+    assert field_ece([1, 0], [0.0, 1.0], ["x", "x"]) == pytest.approx(0.0)
+    assert field_ece(pd.Series(targets), torch.tensor(probs), np.array([3, 3, 7, 7, 7])) == pytest.approx(0.1)
+
+
+def test_field_ece_accepts_true_probabilities_as_targets():
+    truth = np.array([0.02, 0.04, 0.10, 0.30])
+    field = np.array([0, 0, 1, 1])
+    assert field_ece(truth, truth, field) == 0.0
+    halved = truth / 2
+    expected = (abs(0.06 - 0.03) + abs(0.40 - 0.20)) / 4
+    assert field_ece(truth, halved, field) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("targets, probs, field, match", [
+    ([1, 0], [0.1, 0.2], ["a"], "same length"),
+    ([1, 0], [0.1], ["a", "b"], "same length"),
+    ([1.5, 0], [0.1, 0.2], ["a", "b"], r"targets must lie in \[0, 1\]"),
+    ([1, 0], [0.1, -0.2], ["a", "b"], r"probs must lie in \[0, 1\]"),
+    ([1, 0], [0.1, np.nan], ["a", "b"], "NaN"),
+])
+def test_field_ece_rejects_bad_input(targets, probs, field, match):
+    with pytest.raises(ValueError, match=match):
+        field_ece(targets, probs, field)
+
+
+# ---- field_calibration ----
+
+def test_field_calibration_on_a_hand_example():
+    labels = [1, 0, 0, 1, 0, 0]
+    probs = [0.5, 0.3, 0.1, 0.2, 0.3, 0.4]
+    field = ["x", "x", "y", "y", "y", "y"]
+    table = field_calibration(labels, probs, field)
+    assert list(table.columns) == ["rows", "mean_prediction", "observed_rate", "ratio"]
+    assert table.index.name == "value"
+    assert list(table.index) == ["x", "y"]
+    assert list(table["rows"]) == [2, 4]
+    np.testing.assert_allclose(table["mean_prediction"], [0.4, 0.25])
+    np.testing.assert_allclose(table["observed_rate"], [0.5, 0.25])
+    np.testing.assert_allclose(table["ratio"], [0.8, 1.0])     # prediction / observed, like calibration_ratio
+    assert table.loc["x", "ratio"] == pytest.approx(
+        calibration_ratio(labels[:2], probs[:2]))
+
+
+def test_field_calibration_with_true_probabilities():
+    labels = [1, 0, 0, 1, 0, 0]
+    probs = [0.5, 0.3, 0.1, 0.2, 0.3, 0.4]
+    truth = [0.6, 0.2, 0.2, 0.2, 0.2, 0.2]
+    table = field_calibration(labels, probs, ["x", "x", "y", "y", "y", "y"], true_probs=truth)
+    assert list(table.columns) == ["rows", "mean_prediction", "observed_rate", "true_rate",
+                                   "ratio", "ratio_to_truth"]
+    np.testing.assert_allclose(table["true_rate"], [0.4, 0.2])
+    np.testing.assert_allclose(table["ratio_to_truth"], [1.0, 1.25])
+    np.testing.assert_allclose(table["ratio"], [0.8, 1.0])
+
+
+def test_field_calibration_rejects_a_field_of_the_wrong_length():
+    with pytest.raises(ValueError, match="field has 1 entries for 2 rows"):
+        field_calibration([0, 1], [0.1, 0.2], ["a"])
+    with pytest.raises(ValueError, match="same length"):
+        field_calibration([0, 1], [0.1], ["a", "b"])
+
+
+# ---- plot_reliability ----
+
+def test_plot_reliability_draws_a_line_per_predictor_and_the_diagonal(calibrated):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, probs = calibrated
+    labels, probs = labels[:20_000], probs[:20_000]
+    fig, ax = plt.subplots()
+    try:
+        plot_reliability(ax, labels, {"model": probs, "halved": probs / 2}, n_bins=5, title="day 3")
+        assert len(ax.lines) == 3
+        model_line, halved_line, diagonal = ax.lines
+        assert [text.get_text() for text in ax.get_legend().get_texts()] == ["model", "halved"]
+        table = calibration_table(labels, probs, n_bins=5)
+        np.testing.assert_allclose(model_line.get_xdata(), table["mean_prediction"])
+        np.testing.assert_allclose(model_line.get_ydata(), table["observed_rate"])
+        assert (np.asarray(halved_line.get_ydata()) > np.asarray(halved_line.get_xdata())).all()
+        assert diagonal.get_linestyle() == "--"
+        np.testing.assert_allclose(diagonal.get_xdata(), diagonal.get_ydata())
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_title() == "day 3"
+    finally:
+        plt.close(fig)
