@@ -205,6 +205,9 @@ def fit_head_calibrators(probs: Mapping[str, ArrayLike],
         task_probs = _to_numpy(task_probs, f"probs[{task!r}]")
         task_labels = _to_numpy(labels[task], f"labels[{task!r}]")
         keep = np.asarray(rows.get(task, np.ones(len(task_probs), dtype=bool)))
+        if keep.dtype != bool or keep.shape != task_probs.shape:
+            raise ValueError(f"rows[{task!r}] must be a boolean mask of {len(task_probs)} "
+                             f"rows, got dtype {keep.dtype} and shape {keep.shape}")
         calibrators[task] = PlattScaling().fit(task_probs[keep], task_labels[keep])
     return calibrators
 

@@ -23,6 +23,7 @@ classic remedy (Ktena et al. 2019), which needs a stream in steady state.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,9 +53,12 @@ class DelayDistribution:
 
     def cdf(self, hours: np.ndarray) -> np.ndarray:
         """F(hours): share of (attributed) conversions reported within ``hours``."""
-        hours = np.minimum(np.asarray(hours, dtype=float), self.window_hours)
-        return _mixture_cdf(torch.as_tensor(hours, dtype=torch.float64),
-                            *self._parameters()).numpy()
+        hours = np.asarray(hours, dtype=float)
+        if (hours < 0).any():
+            raise ValueError("hours must be >= 0: a conversion cannot come before its click")
+        hours = np.minimum(hours, self.window_hours)
+        flat = torch.as_tensor(hours.reshape(-1), dtype=torch.float64)
+        return _mixture_cdf(flat, *self._parameters()).numpy().reshape(hours.shape)
 
     def _parameters(self) -> tuple[torch.Tensor, torch.Tensor, float]:
         log_weights = torch.log(torch.tensor(self.weights, dtype=torch.float64))
@@ -67,16 +71,24 @@ def _mixture_cdf(hours: torch.Tensor, log_weights: torch.Tensor,
     """Truncated mixture-of-exponentials CDF at ``hours`` (each <= window)."""
     weights = torch.softmax(log_weights, dim=0)                      # (K,)
     rates = torch.exp(-log_means)                                    # (K,)
-    inside_window = (weights * -torch.expm1(-rates * window_hours)).sum()
+    inside_window = _share_inside(weights, rates, window_hours)
     reached = -torch.expm1(-rates * hours[:, None])                  # (N, K)
     return (weights * reached).sum(dim=1) / inside_window
+
+
+def _share_inside(weights: torch.Tensor, rates: torch.Tensor,
+                  window_hours: float) -> torch.Tensor:
+    """P(delay < window): 1 without a window (rate * inf would be NaN at rate 0)."""
+    if math.isinf(window_hours):
+        return weights.sum()
+    return (weights * -torch.expm1(-rates * window_hours)).sum()
 
 
 def _mixture_log_pdf(hours: torch.Tensor, log_weights: torch.Tensor,
                      log_means: torch.Tensor, window_hours: float) -> torch.Tensor:
     weights = torch.softmax(log_weights, dim=0)
     rates = torch.exp(-log_means)
-    inside_window = (weights * -torch.expm1(-rates * window_hours)).sum()
+    inside_window = _share_inside(weights, rates, window_hours)
     density = (weights * rates * torch.exp(-rates * hours[:, None])).sum(dim=1)
     return torch.log(density) - torch.log(inside_window)
 
@@ -107,8 +119,9 @@ def fit_delay_distribution(hours_waited: np.ndarray, delay_hours: np.ndarray,
                          "reported after the cutoff")
     waited_t = torch.tensor(np.minimum(waited[~reported], window_hours))
     delay_t = torch.tensor(delay[reported])
-    # Start from fast, daily and slow components spread over the window.
-    log_means = torch.tensor(np.geomspace(0.5, window_hours / 3, n_components)
+    # Start from fast to slow components, spread up to the longest wait seen.
+    slowest = min(window_hours, waited.max()) / 3
+    log_means = torch.tensor(np.geomspace(0.5, max(slowest, 1.0), n_components)
                              ).log().requires_grad_()
     log_weights = torch.zeros(n_components, dtype=torch.float64, requires_grad=True)
     rate_logit = torch.tensor(np.log(reported.mean() / (1 - reported.mean())),

@@ -229,11 +229,12 @@ def field_calibration(labels: ArrayLike, probs: ArrayLike, field: ArrayLike,
         raise ValueError(f"field has {len(field)} entries for {len(y)} rows")
     frame = pd.DataFrame({"rows": 1, "mean_prediction": p, "observed_rate": y})
     if true_probs is not None:
-        frame["true_rate"] = _to_numpy(true_probs, "true_probs")
+        _, frame["true_rate"] = _check_inputs(y, true_probs)
     grouped = frame.groupby(field)
     table = grouped.mean()
     table["rows"] = grouped["rows"].sum()
-    table["ratio"] = table["mean_prediction"] / table["observed_rate"]
+    observed = table["observed_rate"].where(table["observed_rate"] > 0)
+    table["ratio"] = table["mean_prediction"] / observed     # NaN without positives
     if true_probs is not None:
         table["ratio_to_truth"] = table["mean_prediction"] / table["true_rate"]
     table.index.name = "value"

@@ -387,3 +387,12 @@ def test_fit_logistic_matches_sklearn(l2):
     np.testing.assert_allclose(weights, reference.coef_[0], atol=1e-5)
     assert bias == pytest.approx(reference.intercept_[0], abs=1e-5)
     assert abs(weights[0] - 1.0) < 0.15 and abs(bias + 1.0) < 0.15        # and near the planted model
+
+
+def test_head_calibrators_refuse_a_mask_that_is_not_boolean():
+    rng = np.random.default_rng(0)
+    probs = rng.uniform(0.01, 0.3, 1_000)
+    labels = (rng.random(1_000) < probs).astype(float)
+    with pytest.raises(ValueError, match="boolean mask"):
+        fit_head_calibrators({"click": probs}, {"click": labels},
+                             rows={"click": (labels > 0).astype(int)})

@@ -258,3 +258,21 @@ def test_fake_negative_correction_inverts_b_equals_p_over_one_plus_p():
     for bad in ([0.2, 1.0], [1.5], [-0.1]):
         with pytest.raises(ValueError, match=r"\[0, 1\)"):
             fake_negative_correction(np.array(bad))
+
+
+def test_fit_without_an_attribution_window_recovers_the_rate():
+    """attribution_days=inf is a valid config: the fit must not turn to NaN."""
+    rng = np.random.default_rng(0)
+    waited = rng.uniform(0, 500, 20_000)
+    delay = np.where(rng.random(20_000) < 0.1, rng.exponential(20, 20_000), np.nan)
+    delay[delay > waited] = np.nan
+    fitted, rate = fit_delay_distribution(waited, delay, np.inf)
+    assert abs(rate - 0.1) < 0.01
+    assert np.isfinite(fitted.cdf(np.array([1.0, 24.0, 240.0]))).all()
+
+
+def test_cdf_takes_a_scalar_and_refuses_negative_hours():
+    delay = DelayDistribution((1.0,), (10.0,), 100.0)
+    assert delay.cdf(5.0) == pytest.approx((1 - np.exp(-0.5)) / (1 - np.exp(-10)))
+    with pytest.raises(ValueError, match=">= 0"):
+        delay.cdf(np.array([-1.0]))

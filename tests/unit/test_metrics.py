@@ -445,3 +445,9 @@ def test_plot_reliability_draws_a_line_per_predictor_and_the_diagonal(calibrated
         assert ax.get_title() == "day 3"
     finally:
         plt.close(fig)
+
+
+def test_field_calibration_ratio_is_nan_without_positives():
+    table = field_calibration([0, 0, 1, 0], [0.1, 0.2, 0.5, 0.5], ["a", "a", "b", "b"])
+    assert np.isnan(table.loc["a", "ratio"])
+    assert table.loc["b", "ratio"] == pytest.approx(1.0)
