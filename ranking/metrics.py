@@ -248,6 +248,7 @@ def plot_reliability(ax, labels: ArrayLike, predictions: Mapping[str, ArrayLike]
 
     Points on the diagonal are calibrated; below it the model over-predicts.
     """
+    from matplotlib.ticker import NullFormatter
     low, high = np.inf, 0.0
     for name, probs in predictions.items():
         table = calibration_table(labels, probs, n_bins)
@@ -259,6 +260,8 @@ def plot_reliability(ax, labels: ArrayLike, predictions: Mapping[str, ArrayLike]
     ax.plot([low, high], [low, high], ls="--", color="grey", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):   # label the powers of ten only: no overlap
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("mean prediction (bin)")
     ax.set_ylabel("observed rate (bin)")
     if title:
