@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from .metrics import ArrayLike, _check_inputs, _to_numpy
+from .metrics import ArrayLike, _check_inputs, _to_numpy, _to_probabilities
 
 EPS = 1e-7
 """Probabilities are clipped to [EPS, 1 - EPS] before taking their logit."""
@@ -35,7 +35,7 @@ EPS = 1e-7
 
 def logit(probs: ArrayLike) -> np.ndarray:
     """log(p / (1 - p)), with p clipped to [EPS, 1 - EPS] so 0 and 1 stay finite."""
-    p = np.clip(_check_probs(probs, "probs"), EPS, 1 - EPS)
+    p = np.clip(_to_probabilities(probs, "probs"), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
 
 
@@ -99,7 +99,7 @@ class ContextualPlatt:
 
     def transform(self, probs: ArrayLike, context: pd.DataFrame) -> np.ndarray:
         _check_fitted(self, self.weights)
-        probs = _check_probs(probs, "probs")
+        probs = _to_probabilities(probs, "probs")
         self._check_context(context, len(probs))
         return sigmoid(self._features(probs, context) @ self.weights + self.bias)
 
@@ -149,7 +149,7 @@ class IsotonicCalibration:
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
         _check_fitted(self, self.isotonic)
-        return self.isotonic.predict(_check_probs(probs, "probs"))
+        return self.isotonic.predict(_to_probabilities(probs, "probs"))
 
 
 class GroupCalibration:
@@ -182,7 +182,7 @@ class GroupCalibration:
 
     def transform(self, probs: ArrayLike, groups: ArrayLike) -> np.ndarray:
         _check_fitted(self, self.factors)
-        probs = _check_probs(probs, "probs")
+        probs = _to_probabilities(probs, "probs")
         groups = _check_groups(groups, len(probs))
         factor = pd.Series(groups).map(self.factors).fillna(self.global_factor)
         return np.minimum(1.0, factor.to_numpy() * probs)
@@ -232,7 +232,7 @@ def correct_downsampling(probs: ArrayLike, keep_rate: float) -> np.ndarray:
     negatives, mapped back to the true rate (He et al. 2014)."""
     if not 0 < keep_rate <= 1:
         raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate!r}")
-    p = _check_probs(probs, "probs")
+    p = _to_probabilities(probs, "probs")
     return p / (p + (1 - p) / keep_rate)
 
 
@@ -258,13 +258,6 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-6,
         if np.abs(step).max() < 1e-8:
             break
     return beta[:-1], float(beta[-1])
-
-
-def _check_probs(probs: ArrayLike, name: str) -> np.ndarray:
-    p = _to_numpy(probs, name)
-    if p.min() < 0 or p.max() > 1:
-        raise ValueError(f"{name} must lie in [0, 1], got range [{p.min()}, {p.max()}]")
-    return p
 
 
 def _check_calibration_set(labels: ArrayLike, probs: ArrayLike

@@ -41,16 +41,22 @@ def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
     return array
 
 
+def _to_probabilities(values: ArrayLike, name: str) -> np.ndarray:
+    """``_to_numpy``, and every value must lie in [0, 1]."""
+    array = _to_numpy(values, name)
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got range [{array.min()}, {array.max()}]")
+    return array
+
+
 def _check_inputs(labels: ArrayLike, probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Convert and validate labels (0 or 1) and probabilities (in [0, 1]) of equal length."""
     y = _to_numpy(labels, "labels")
-    p = _to_numpy(probs, "probs")
+    p = _to_probabilities(probs, "probs")
     if len(y) != len(p):
         raise ValueError(f"labels and probs must have the same length, got {len(y)} and {len(p)}")
     if not np.all((y == 0) | (y == 1)):
         raise ValueError(f"labels must be 0 or 1, got values {np.unique(y)[:10]}")
-    if p.min() < 0 or p.max() > 1:
-        raise ValueError(f"probs must lie in [0, 1], got range [{p.min()}, {p.max()}]")
     return y, p
 
 
@@ -205,12 +211,8 @@ def field_ece(targets: ArrayLike, probs: ArrayLike, field: ArrayLike) -> float:
     labels, or, on a simulated log, the true probabilities (no label noise).
     Pass a combined field (e.g. surface and video joined) for a cross of fields.
     """
-    t = _to_numpy(targets, "targets")
-    p = _to_numpy(probs, "probs")
-    for name, values in (("targets", t), ("probs", p)):
-        if values.min() < 0 or values.max() > 1:
-            raise ValueError(f"{name} must lie in [0, 1], got range "
-                             f"[{values.min()}, {values.max()}]")
+    t = _to_probabilities(targets, "targets")
+    p = _to_probabilities(probs, "probs")
     field = np.asarray(field)
     if not len(t) == len(p) == len(field):
         raise ValueError("targets, probs and field must have the same length, got "
@@ -229,7 +231,10 @@ def field_calibration(labels: ArrayLike, probs: ArrayLike, field: ArrayLike,
         raise ValueError(f"field has {len(field)} entries for {len(y)} rows")
     frame = pd.DataFrame({"rows": 1, "mean_prediction": p, "observed_rate": y})
     if true_probs is not None:
-        _, frame["true_rate"] = _check_inputs(y, true_probs)
+        true_rate = _to_probabilities(true_probs, "true_probs")
+        if len(true_rate) != len(y):
+            raise ValueError(f"true_probs has {len(true_rate)} entries for {len(y)} rows")
+        frame["true_rate"] = true_rate
     grouped = frame.groupby(field)
     table = grouped.mean()
     table["rows"] = grouped["rows"].sum()
@@ -296,15 +301,11 @@ def expected_logloss(true_probs: ArrayLike, probs: ArrayLike,
     """
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-    p = _to_numpy(true_probs, "true_probs")
-    q = _to_numpy(probs, "probs")
+    p = _to_probabilities(true_probs, "true_probs")
+    q = _to_probabilities(probs, "probs")
     if len(p) != len(q):
         raise ValueError("true_probs and probs must have the same length, "
                          f"got {len(p)} and {len(q)}")
-    for name, values in (("true_probs", p), ("probs", q)):
-        if values.min() < 0 or values.max() > 1:
-            raise ValueError(f"{name} must lie in [0, 1], got range "
-                             f"[{values.min()}, {values.max()}]")
     q = np.clip(q, eps, 1 - eps)
     return float(-(p * np.log(q) + (1 - p) * np.log1p(-q)).mean())
 
