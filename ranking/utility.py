@@ -40,6 +40,27 @@ def utility(probs: Mapping[str, np.ndarray],
     return sum(weight * column for weight, column in zip(weights.values(), columns))
 
 
+def feed_requests(frame: pd.DataFrame, surface: str = "home_feed",
+                  min_candidates: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Each impression's request, and which impressions form a request to rank.
+
+    A request is one user's impressions on one day (id user * 1,000 + day).
+    The mask keeps the impressions on ``surface`` whose request there holds at
+    least ``min_candidates`` of them: fewer leave little to rank.
+    """
+    if isinstance(min_candidates, bool) or not isinstance(min_candidates, int) \
+            or min_candidates < 1:
+        raise ValueError(f"min_candidates must be a positive integer, got {min_candidates!r}")
+    on_surface = (frame["surface"] == surface).to_numpy()
+    if not on_surface.any():
+        raise ValueError(f"no impression on surface {surface!r}")
+    day = frame["timestamp"].to_numpy() // 86_400
+    request = frame["user_id"].to_numpy() * 1_000 + day
+    sizes = pd.Series(request[on_surface]).value_counts()
+    big_enough = sizes[sizes >= min_candidates].index
+    return request, on_surface & np.isin(request, big_enough)
+
+
 def top_slots(scores: np.ndarray, requests: np.ndarray, k: int) -> np.ndarray:
     """A boolean mask of the candidates ranked in the top ``k`` of their request by ``scores``.
 

@@ -1,9 +1,10 @@
 """Utility-weighted ranking: the weighted sum, the top slots of each request, and their share."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from ranking.utility import top_slot_share, top_slots, utility
+from ranking.utility import feed_requests, top_slot_share, top_slots, utility
 
 
 def test_utility_is_the_weighted_sum_of_the_probabilities():
@@ -44,3 +45,29 @@ def test_raising_a_weight_moves_flagged_candidates_into_the_top_slots():
 def test_bad_input_raises(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_feed_requests_groups_a_users_day_on_one_surface_and_drops_small_ones():
+    day = 86_400
+    frame = pd.DataFrame({
+        "user_id": [1, 1, 1, 1, 2, 2, 1],
+        "timestamp": [10, 20, 30, day + 5, 40, 50, 60],
+        "surface": ["home_feed"] * 6 + ["search"],
+    })
+    request, ranked = feed_requests(frame, "home_feed", min_candidates=3)
+    assert request.tolist() == [1000, 1000, 1000, 1001, 2000, 2000, 1000]
+    # user 1's first day has 3 home-feed impressions; the search one is not in it
+    assert ranked.tolist() == [True, True, True, False, False, False, False]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_feed_requests_refuses_a_bad_minimum(bad):
+    frame = pd.DataFrame({"user_id": [1], "timestamp": [0], "surface": ["home_feed"]})
+    with pytest.raises(ValueError, match="min_candidates"):
+        feed_requests(frame, min_candidates=bad)
+
+
+def test_feed_requests_names_a_surface_with_no_impressions():
+    frame = pd.DataFrame({"user_id": [1], "timestamp": [0], "surface": ["home_feed"]})
+    with pytest.raises(ValueError, match="'search'"):
+        feed_requests(frame, "search")
