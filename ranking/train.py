@@ -39,7 +39,8 @@ class FitResult:
     model: nn.Module
     history: pd.DataFrame
     """One row per epoch: epoch, train_loss, train_loss_<task>, valid_loss, valid_loss_<task>,
-    valid_monitor (what early stopping watched), seconds."""
+    valid_monitor (what early stopping watched), seconds; in fp16 also loss_scale (at the
+    epoch's end) and skipped_steps (steps the scaler skipped for inf/NaN gradients)."""
     best_epoch: int
     """Epoch (from 1) whose weights the model holds: lowest valid_monitor, or the last one without valid."""
 
@@ -176,6 +177,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         start = time.perf_counter()
         model.train()
         running = _LossTotals(tasks, weights)
+        skipped_steps = 0
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=not progress)
         for step, batch in enumerate(bar, start=1):
             with _autocast(device, precision):
@@ -185,14 +187,20 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
                        for task, (total, count) in sums.items())
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            scale_before = scaler.get_scale() if scaler.is_enabled() else None
             scaler.step(optimizer)
             scaler.update()
+            # fp16: the scaler skips a step whose gradients overflowed and halves the scale
+            if scale_before is not None and scaler.get_scale() < scale_before:
+                skipped_steps += 1
             running.add(sums)
             # reading the loss syncs the GPU: only now and then
             if progress and (step % 50 == 0 or step == len(batches)):
                 bar.set_postfix(loss=f"{running.means()['loss']:.4f}")
         row = {"epoch": epoch,
                **{f"train_{key}": value for key, value in running.means().items()}}
+        if scaler.is_enabled():
+            row.update(loss_scale=scaler.get_scale(), skipped_steps=skipped_steps)
         if valid is not None:
             losses = evaluate_loss(model, valid, history=history, tasks=tasks,
                                    task_masks=task_masks, task_weights=weights,

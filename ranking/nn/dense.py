@@ -4,7 +4,9 @@
 (log1p, clipping, standard or min-max scaling, with training-split statistics).
 ``DenseInput`` is the alternative that lives in the model: BatchNorm normalizes
 each column with batch statistics (running averages at inference), LayerNorm
-normalizes each row across its columns. "none" passes the input through.
+normalizes each row across its columns, Resilient Batch Norm is BatchNorm whose
+running statistics skip broken batches (``ranking.nn.norm``). "none" passes the
+input through.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NORMALIZATIONS = ("none", "batch", "layer")
+from .norm import ResilientBatchNorm1d
+
+NORMALIZATIONS = ("none", "batch", "layer", "resilient")
 """Values accepted by ``DenseInput(normalization=...)``."""
 
 
 class DenseInput(nn.Module):
-    """(B, n_dense) -> (B, n_dense): identity, BatchNorm1d or LayerNorm over the dense features."""
+    """(B, n_dense) -> (B, n_dense): identity, BatchNorm1d, LayerNorm or ResilientBatchNorm1d."""
 
     def __init__(self, n_dense: int, normalization: str = "none"):
         super().__init__()
@@ -30,6 +34,8 @@ class DenseInput(nn.Module):
             self.norm = nn.BatchNorm1d(n_dense)
         elif normalization == "layer":
             self.norm = nn.LayerNorm(n_dense)
+        elif normalization == "resilient":
+            self.norm = ResilientBatchNorm1d(n_dense)
         else:
             self.norm = nn.Identity()
 

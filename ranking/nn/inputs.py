@@ -12,7 +12,7 @@ from .embed import FeatureEmbedding
 class ModelInput(nn.Module):
     """ids -> one embedding per field, flattened, beside the dense features: (B, F * E + D).
 
-    dense_normalization ("none", "batch", "layer") normalizes batch["dense"]
+    dense_normalization (one of ``NORMALIZATIONS``) normalizes batch["dense"]
     inside the model (see ``DenseInput``); a model without dense features
     (n_dense=0) reads the embeddings alone.
     """

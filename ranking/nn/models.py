@@ -77,7 +77,7 @@ class EmbeddingMLP(_LinearHeads):
 
     The MLP learns the feature interactions LR cannot; all tasks share it and
     each keeps only its own last layer. dense_normalization ("none", "batch",
-    "layer") normalizes batch["dense"] inside the model (see ``DenseInput``).
+    "layer", "resilient") normalizes batch["dense"] inside the model (see ``DenseInput``).
     """
 
     def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str] = ("click",),
