@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import Batches, TensorDict, num_rows
+from .batches import Batches, TensorDict, num_rows, to_device
 from .metrics import auc, logloss
 from .train import _eval_mode, predict
 
@@ -31,11 +31,16 @@ def _entropy(rate: float) -> float:
 
 def _largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
                     batch_size: int) -> float:
-    """The largest |value| ``module`` outputs while ``model`` scores ``data`` (inf if any is)."""
+    """The largest |value| ``module`` outputs while ``model`` scores ``data`` (inf if any is
+    inf or NaN)."""
     largest = [0.0]
 
     def hook(_module, _inputs, output: torch.Tensor) -> None:
-        largest[0] = max(largest[0], float(output.detach().abs().max()))
+        output = output.detach()
+        if not torch.isfinite(output).all():
+            largest[0] = float("inf")
+        else:
+            largest[0] = max(largest[0], float(output.abs().max()))
 
     handle = module.register_forward_hook(hook)
     try:
@@ -81,19 +86,21 @@ def train_in_time_order(model: nn.Module, days: Sequence[TensorDict], *,
             raise ValueError(f"days[{index}] has no {label_key!r}")
 
     torch.manual_seed(seed)
+    device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     rows = []
     for label, day in tqdm(list(zip(day_labels, days)), desc="days", disable=not progress):
-        labels = day[label_key].numpy()
+        day = to_device(day, device)
+        labels = day[label_key].cpu().numpy()
         rate = float(labels.mean())
         row: dict[str, float] = {"day": label, "rows": len(labels)}
         if rows:                                             # serve with yesterday's model
-            probs = predict(model, day, batch_size=65536)[task]
+            probs = predict(model, day, batch_size=65536, device=device)[task]
             broken = ~np.isfinite(probs)
             served = np.where(broken, rate, probs)
             row.update(logloss=logloss(labels, served),
                        ne=logloss(labels, served) / _entropy(rate),
-                       oracle_ne=logloss(labels, day[oracle_key].numpy()) / _entropy(rate)
+                       oracle_ne=logloss(labels, day[oracle_key].cpu().numpy()) / _entropy(rate)
                        if oracle_key in day else np.nan,
                        auc=auc(labels, served), non_finite=float(broken.mean()))
             if watch is not None:

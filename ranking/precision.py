@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -46,7 +47,8 @@ def dtype_table() -> pd.DataFrame:
         rows[name] = {"bits": info.bits, "exponent bits": exponent_bits,
                       "mantissa bits": info.bits - 1 - exponent_bits,
                       "largest": info.max, "smallest normal": info.tiny,
-                      "epsilon": info.eps, "decimal digits": info.resolution}
+                      "epsilon": info.eps,
+                      "decimal digits": round(-math.log10(info.resolution))}
     return pd.DataFrame(rows).T.rename_axis("format")
 
 
@@ -71,15 +73,16 @@ class CastModel(nn.Module):
         self.dtype = dtype
 
     def forward(self, batch: TensorDict) -> dict[str, torch.Tensor]:
-        cast = {key: value.to(self.dtype)
-                if value.is_floating_point() and not key.startswith("label_") else value
-                for key, value in batch.items()}
+        cast = {}
+        for key, value in batch.items():
+            is_input = value.is_floating_point() and not key.startswith("label_")
+            cast[key] = value.to(self.dtype) if is_input else value
         return {task: logit.float() for task, logit in self.model(cast).items()}
 
 
 @contextlib.contextmanager
 def run_in(model: nn.Module, mode: str) -> Iterator[nn.Module]:
-    """``with run_in(model, mode) as runnable:`` call ``runnable(batch)`` in that precision.
+    """``with run_in(model, mode) as runnable:`` runs ``runnable(batch)`` in ``mode``.
 
     Autocast modes yield ``model`` inside an autocast block; weight modes yield a
     ``CastModel`` copy (the original is not touched).
@@ -115,7 +118,7 @@ class Float32(nn.Module):
 
 
 def keep_in_fp32(model: nn.Module, *names: str) -> nn.Module:
-    """A copy of ``model`` whose submodules ``names`` (say "cross") stay in float32 under autocast.
+    """A copy of ``model`` whose submodules ``names`` ("cross") stay in float32 under autocast.
 
     The rest of the model still runs in the autocast dtype: the mixed-precision
     recipe of keeping a sensitive layer in float32 and the large ones in 16 bits.

@@ -209,6 +209,8 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
             row["valid_monitor"] = sum(weight * losses[f"loss_{task}"]
                                        for task, weight in monitor_weights.items()
                                        if not math.isnan(losses[f"loss_{task}"]))
+            if not math.isfinite(losses["loss"]):   # an overflowed epoch is never the best
+                row["valid_monitor"] = math.nan
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
 
@@ -222,6 +224,8 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    else:                    # no validation, or no epoch with a finite loss: the last one
+        best_epoch = len(rows)
     return FitResult(model=model, history=pd.DataFrame(rows), best_epoch=best_epoch)
 
 
@@ -292,9 +296,11 @@ class _LossTotals:
 
     def means(self) -> dict[str, float]:
         """{"loss": sum_t weight_t * mean_t over tasks with rows, "loss_<task>": mean_t (nan: no rows)}."""
-        means = {task: float(self.sums[task] / self.counts[task]) if int(self.counts[task]) > 0 else math.nan
+        has_rows = {task: int(count) > 0 for task, count in self.counts.items()}
+        means = {task: float(self.sums[task] / self.counts[task]) if has_rows[task] else math.nan
                  for task in self.sums}
-        total = sum(self.weights[task] * mean for task, mean in means.items() if not math.isnan(mean))
+        # a task without rows adds nothing; one whose loss overflowed (inf, NaN) makes the total so
+        total = sum(self.weights[task] * mean for task, mean in means.items() if has_rows[task])
         return {"loss": total, **{f"loss_{task}": mean for task, mean in means.items()}}
 
 

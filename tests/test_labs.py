@@ -696,6 +696,438 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                 return 2 * np.asarray(stream_probs, float)
         """,
     },
+    ("08_sixteen_bits", "first_overflow"): {
+        "the last overflowing layer, not the first": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[-1] if broken else None
+        """,
+        "the layer with the largest output, not the first non-finite one": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                largest = {}
+                def hook_for(name):
+                    def hook(module, args, out):
+                        finite = out[torch.isfinite(out)]
+                        largest[name] = float(finite.abs().max()) if finite.numel() else 0.0
+                    return hook
+                handles = [m.register_forward_hook(hook_for(name))
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return max(largest, key=largest.get)
+        """,
+        "hooks registered on the caller's model and never removed": """
+            def first_overflow(model, batch):
+                broken = []
+                for name, m in model.named_modules():
+                    if not list(m.children()):
+                        m.register_forward_hook(
+                            lambda m, a, out, name=name: broken.append(name)
+                            if not torch.isfinite(out).all() else None)
+                fp16 = copy.deepcopy(model).half().eval()   # the hooks come along
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                with torch.no_grad():
+                    fp16(inputs)
+                return broken[0] if broken else None
+        """,
+        "the caller's model cast to float16 in place": """
+            def first_overflow(model, batch):
+                was_training = model.training
+                model.half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in model.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    model(inputs)
+                for handle in handles:
+                    handle.remove()
+                model.train(was_training)
+                return broken[0] if broken else None
+        """,
+        "the caller's model cast to float16 and back (its weights rounded)": """
+            def first_overflow(model, batch):
+                was_training = model.training
+                model.half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in model.named_modules() if not list(m.children())]
+                try:
+                    with torch.no_grad():
+                        model(inputs)
+                finally:
+                    for handle in handles:
+                        handle.remove()
+                    model.float().train(was_training)
+                return broken[0] if broken else None
+        """,
+        "eval() called on the caller's model": """
+            def first_overflow(model, batch):
+                model.eval()
+                fp16 = copy.deepcopy(model).half()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "the copy run in training mode (Batch Norm on batch statistics)": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "torch.autocast instead of casting the weights": """
+            def first_overflow(model, batch):
+                copied = copy.deepcopy(model).eval()
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in copied.named_modules() if not list(m.children())]
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
+                    copied(batch)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "bfloat16 instead of float16": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).bfloat16().eval()
+                inputs = {k: v.bfloat16() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "inf only (torch.isinf): a NaN goes unseen": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if torch.isinf(out).any() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "only outputs that are entirely non-finite (.all() for .any())": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if (~torch.isfinite(out)).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "containers hooked too, not only the leaves": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if isinstance(out, torch.Tensor)
+                               and not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if name]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "CastModel's names, 'model.' prefix kept": """
+            def first_overflow(model, batch):
+                fp16 = CastModel(model, torch.float16).eval()
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if not list(m.children())]
+                with torch.no_grad():
+                    fp16(batch)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+        "outputs read back in named_modules() order, not call order": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                finite = {}
+                leaves = [(name, m) for name, m in fp16.named_modules()
+                          if not list(m.children())]
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name:
+                               finite.__setitem__(name, bool(torch.isfinite(out).all())))
+                           for name, m in leaves]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return next((name for name, _ in leaves if not finite[name]), None)
+        """,
+        "only nn.Linear layers hooked": """
+            def first_overflow(model, batch):
+                fp16 = copy.deepcopy(model).half().eval()
+                inputs = {k: v.half() if v.is_floating_point() else v
+                          for k, v in batch.items()}
+                broken = []
+                handles = [m.register_forward_hook(
+                               lambda m, a, out, name=name: broken.append(name)
+                               if not torch.isfinite(out).all() else None)
+                           for name, m in fp16.named_modules() if isinstance(m, nn.Linear)]
+                with torch.no_grad():
+                    fp16(inputs)
+                for handle in handles:
+                    handle.remove()
+                return broken[0] if broken else None
+        """,
+    },
+    ("08_sixteen_bits", "choose_precision"): {
+        "no safety factor (largest < 65504)": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest <= 65504, "fp16", "bf16"), index=largest.index)
+        """,
+        "fp16 and bf16 swapped": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest * safety <= 65504, "bf16", "fp16"),
+                                 index=largest.index)
+        """,
+        "divided by the safety factor": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest / safety <= 65504, "fp16", "bf16"),
+                                 index=largest.index)
+        """,
+        "2**16 = 65536 taken as fp16's largest number": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest * safety < 2 ** 16, "fp16", "bf16"),
+                                 index=largest.index)
+        """,
+        "one format for the whole model": """
+            def choose_precision(largest, safety=10.0):
+                choice = "fp16" if largest.max() * safety <= 65504 else "bf16"
+                return pd.Series(choice, index=largest.index)
+        """,
+        "safety argument ignored (always 10)": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest * 10 <= 65504, "fp16", "bf16"),
+                                 index=largest.index)
+        """,
+        "a list, not a Series": """
+            def choose_precision(largest, safety=10.0):
+                return ["fp16" if value * safety <= 65504 else "bf16" for value in largest]
+        """,
+        "fp32 for the layers that do not fit": """
+            def choose_precision(largest, safety=10.0):
+                return pd.Series(np.where(largest * safety <= 65504, "fp16", "fp32"),
+                                 index=largest.index)
+        """,
+    },
+    ("08_sixteen_bits", "resilient_update"): {
+        "biased batch variance (divided by B)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0, unbiased=False)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "only a rising variance masked": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                mask = (batch_var < minimal_variance) | (ratio > variance_shift_threshold)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "ratio inverted (running / batch), tested one way only": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = running_var / batch_var
+                mask = (batch_var < minimal_variance) | (ratio > variance_shift_threshold)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "minimal_variance test left out (shift test only)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "masked columns updated anyway": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return mean, var, mask
+        """,
+        "torch.where arguments swapped (only masked columns updated)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, mean, running_mean),
+                        torch.where(mask, var, running_var), mask)
+        """,
+        "mask inverted (True for the columns updated)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                masked = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(masked, running_mean, mean),
+                        torch.where(masked, running_var, var), ~masked)
+        """,
+        "the running statistics updated in place": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                keep = momentum * (~mask).float()
+                running_mean.mul_(1 - keep).add_(keep * batch_mean)
+                running_var.mul_(1 - keep).add_(keep * batch_var)
+                return running_mean, running_var, mask
+        """,
+        "a ratio equal to the threshold masked (>= for >)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio >= t) | (ratio <= 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "a variance equal to minimal_variance masked (<= for <)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var <= minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "momentum as the weight of the old statistics": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                t = variance_shift_threshold
+                mask = (batch_var < minimal_variance) | (ratio > t) | (ratio < 1 / t)
+                mean = momentum * running_mean + (1 - momentum) * batch_mean
+                var = momentum * running_var + (1 - momentum) * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+        "threshold and minimal_variance ignored (the defaults always)": """
+            def resilient_update(running_mean, running_var, batch, momentum=0.1,
+                                 minimal_variance=1e-4, variance_shift_threshold=10.0):
+                batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0)
+                ratio = batch_var / running_var
+                mask = (batch_var < 1e-4) | (ratio > 10) | (ratio < 0.1)
+                mean = (1 - momentum) * running_mean + momentum * batch_mean
+                var = (1 - momentum) * running_var + momentum * batch_var
+                return (torch.where(mask, running_mean, mean),
+                        torch.where(mask, running_var, var), mask)
+        """,
+    },
 }
 
 

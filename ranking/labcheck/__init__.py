@@ -27,6 +27,7 @@ from .lab05 import check_route_to_tower, check_surface_gaps
 from .lab06 import check_delta_buckets, check_interval_sum_pool, check_masked_softmax
 from .lab07 import (check_correct_downsampling, check_fake_negative_correction,
                     check_platt_scale, check_quantile_ece)
+from .lab08 import check_choose_precision, check_first_overflow, check_resilient_update
 
 __all__ = [
     "check_normalized_entropy",
@@ -48,4 +49,7 @@ __all__ = [
     "check_correct_downsampling",
     "check_platt_scale",
     "check_fake_negative_correction",
+    "check_first_overflow",
+    "check_choose_precision",
+    "check_resilient_update",
 ]

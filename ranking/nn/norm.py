@@ -63,7 +63,8 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
                  fill_masked: bool = False):
         if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
             raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
-        if not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
+                or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
         if not isinstance(minimal_variance, (int, float)) or not 0 <= minimal_variance < math.inf:
             raise ValueError(f"minimal_variance must be a finite number >= 0, got {minimal_variance!r}")
@@ -83,38 +84,47 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
                              persistent=False)
 
     def update_mask(self, batch_var: torch.Tensor, warm: bool = True) -> torch.Tensor:
-        """(C,) bool, True for a column kept out of the running update (steps 3 and 4)."""
-        too_small = batch_var < self.minimal_variance
+        """(C,) bool, True for a column kept out of the running update (steps 3-4).
+
+        A column holding inf or NaN has a NaN variance: it is masked too.
+        """
+        too_small = (batch_var < self.minimal_variance) | ~torch.isfinite(batch_var)
         if not warm:
             return too_small
         ratio = batch_var / self.running_var.clamp(min=self.eps)
-        shifted = (ratio > self.variance_shift_threshold) | (ratio < 1 / self.variance_shift_threshold)
+        threshold = self.variance_shift_threshold
+        shifted = (ratio > threshold) | (ratio < 1 / threshold)
         return too_small | shifted
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"expected input of shape (B, {self.num_features}), got {tuple(x.shape)}")
+            raise ValueError(f"expected input of shape (B, {self.num_features}), "
+                             f"got {tuple(x.shape)}")
         if not self.training:
-            return super().forward(x)                        # Batch Norm with running statistics
+            return super().forward(x)        # Batch Norm with the running statistics
         if x.shape[0] < 2:
-            raise ValueError("training needs at least 2 rows per batch to compute a variance")
-        values = x.float()
-        batch_mean = values.mean(dim=0).detach()             # (C,)  step 1
-        batch_var = values.var(dim=0, unbiased=True).detach()   # (C,)
+            raise ValueError("training needs at least 2 rows per batch for a variance")
+        values = x.detach().float()
+        batch_mean = values.mean(dim=0)                  # (C,) step 1
+        batch_var = values.var(dim=0, unbiased=True)     # (C,)
         warm = int(self.num_batches_tracked) >= self.warmup_batches
-        mask = self.update_mask(batch_var, warm)             # (C,)  steps 2-4
-        with torch.no_grad():                                # step 5
-            keep = self.momentum * (~mask).float()           # (C,) 0 where masked
-            self.running_mean.mul_(1 - keep).add_(keep * batch_mean)
-            self.running_var.mul_(1 - keep).add_(keep * batch_var)
+        mask = self.update_mask(batch_var, warm)         # (C,) bool, steps 2-4
+        with torch.no_grad():                            # step 5: the others update
+            m = self.momentum
+            new_mean = (1 - m) * self.running_mean + m * batch_mean
+            new_var = (1 - m) * self.running_var + m * batch_var
+            self.running_mean.copy_(torch.where(mask, self.running_mean, new_mean))
+            self.running_var.copy_(torch.where(mask, self.running_var, new_var))
             self.num_batches_tracked.add_(1)
             self.masked_updates.add_(mask.long())
-        if self.fill_masked:                                 # a broken column reads as its mean
+        if self.fill_masked:                             # broken columns read as means
             x = torch.where(mask, self.running_mean.to(x.dtype), x)
-        if not warm:                                         # warm-up: Batch Norm's normalization
-            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
-        return F.batch_norm(x, self.running_mean.clone(), self.running_var.clone(),  # steps 6-7
-                            self.weight, self.bias, False, 0.0, self.eps)
+        if not warm:                                     # warm-up: batch statistics
+            return F.batch_norm(x, None, None, self.weight, self.bias,
+                                True, 0.0, self.eps)
+        mean, var = self.running_mean.clone(), self.running_var.clone()
+        return F.batch_norm(x, mean, var, self.weight, self.bias,   # steps 6-7
+                            False, 0.0, self.eps)
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, minimal_variance={self.minimal_variance}, "
@@ -132,7 +142,7 @@ def make_resilient(model: nn.Module, **options) -> nn.Module:
     for name, child in model.named_children():
         if isinstance(child, nn.BatchNorm1d) and not isinstance(child, ResilientBatchNorm1d):
             resilient = ResilientBatchNorm1d(child.num_features, eps=child.eps,
-                                             momentum=child.momentum or 0.1,
+                                             momentum=child.momentum,
                                              affine=child.affine, **options)
             resilient.load_state_dict(child.state_dict())
             resilient.to(child.running_mean.device)
