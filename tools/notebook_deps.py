@@ -111,8 +111,10 @@ def named_files(source: str, notebook: Path, root: Path = ROOT) -> list[Path]:
 
     A chapter that reads ``"../benchmarks/results"`` depends on what is in it;
     if the code also holds a glob pattern (``"train_throughput-*.json"``) that
-    matches files of that folder, only the matching files count. Paths are tried
-    relative to the notebook's folder and to the repository root.
+    matches files of that folder, only the matching files count. A folder counts
+    only when named as a path (with a "/"): a bare word such as "book" is more
+    often a label than a folder. Paths are tried relative to the notebook's
+    folder and to the repository root.
     """
     texts = {node.value.strip() for node in ast.walk(ast.parse(source))
              if isinstance(node, ast.Constant) and isinstance(node.value, str)}
@@ -126,7 +128,7 @@ def named_files(source: str, notebook: Path, root: Path = ROOT) -> list[Path]:
                 continue
             if path.is_file():
                 found.add(path)
-            elif path.is_dir() and not path.is_relative_to(root / PACKAGE):
+            elif path.is_dir() and "/" in text and not path.is_relative_to(root / PACKAGE):
                 files = [child for child in path.rglob("*") if child.is_file()]
                 matching = [child for child in files
                             if any(child.relative_to(path).match(pattern) for pattern in patterns)]
