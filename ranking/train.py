@@ -69,6 +69,23 @@ def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Se
     return sums
 
 
+def distillation_loss(logit: torch.Tensor, batch: TensorDict, task: str,
+                      mask_key: str | None = None) -> torch.Tensor:
+    """Mean log loss of ``logit`` against batch["teacher_<task>"], a soft label in [0, 1].
+
+    With a teacher that is the previous model version, this is the score
+    regularization that keeps a retrained model's scores, and so its ranking,
+    close to what users saw yesterday (Jiang et al. 2022). Only rows where
+    batch[mask_key] == 1 count, when a mask is given.
+    """
+    teacher = batch[f"teacher_{task}"]                                          # (B,)
+    loss = F.binary_cross_entropy_with_logits(logit.float(), teacher, reduction="none")
+    if mask_key is None:
+        return loss.mean()
+    keep = batch[mask_key].eq(1)
+    return torch.where(keep, loss, 0.0).sum() / keep.sum().clamp(min=1)
+
+
 def task_rates(data: TensorDict, tasks: Sequence[str] = ("click",),
                task_masks: dict[str, str] | None = None) -> dict[str, float]:
     """Each task's positive rate in ``data``, over the rows its loss counts."""
@@ -132,6 +149,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         device: str | torch.device | None = None, precision: str = "fp32",
         seed: int = 0, patience: int = 2,
         monitor: str | dict[str, float] | None = None,
+        distillation: dict[str, float] | None = None,
         start_at_base_rate: bool = False, progress: bool = True) -> FitResult:
     """Train ``model`` with Adam on sum_t weight_t * (mean log loss of task t).
 
@@ -147,6 +165,11 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     monitor: what early stopping watches on ``valid``: None, the weighted loss
         being trained; a task's name, that task's loss alone; {task: weight},
         that weighted sum.
+    distillation: {task: weight}, score regularization: each named task's loss
+        also gets weight x the log loss of the model's prediction against
+        data["teacher_<task>"] (another model's probabilities, say yesterday's
+        version), over the task's rows. It pulls the new version toward the
+        old one's scores, and so cuts churn between versions.
     start_at_base_rate: start each head's output bias at the log-odds of its task's
         rate in ``train`` (over the task's masked rows), so every head begins as the
         base-rate predictor; needs a model with ``set_output_bias(task, logit)``.
@@ -154,6 +177,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     tasks, task_masks, weights = _check_tasks(tasks, task_masks, task_weights)
     monitor_weights = _check_monitor(monitor, tasks, weights)
     _check_data(train, "train", tasks, task_masks, model, history)
+    distillation = _check_distillation(distillation, tasks, train)
     if valid is not None:
         _check_data(valid, "valid", tasks, task_masks, model, history)
     _check_positive(epochs=epochs, batch_size=batch_size, patience=patience)
@@ -181,10 +205,14 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", disable=not progress)
         for step, batch in enumerate(bar, start=1):
             with _autocast(device, precision):
-                sums = task_loss_sums(model(batch), batch, tasks, task_masks)
+                logits = model(batch)
+                sums = task_loss_sums(logits, batch, tasks, task_masks)
             # mean over each task's rows; a task with no rows in this batch adds 0
             loss = sum(weights[task] * total / count.clamp(min=1)
                        for task, (total, count) in sums.items())
+            for task, weight in distillation.items():
+                loss = loss + weight * distillation_loss(logits[task], batch, task,
+                                                         task_masks.get(task))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scale_before = scaler.get_scale() if scaler.is_enabled() else None
@@ -396,6 +424,28 @@ def _check_monitor(monitor: str | dict[str, float] | None, tasks: tuple[str, ...
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
             raise ValueError(f"monitor[{task!r}] must be a finite weight >= 0, got {weight!r}")
     return {task: float(weight) for task, weight in monitor.items()}
+
+
+def _check_distillation(distillation: dict[str, float] | None, tasks: tuple[str, ...],
+                        data: TensorDict) -> dict[str, float]:
+    """Distillation weights per task, each with its teacher's probabilities in ``data``."""
+    if distillation is None:
+        return {}
+    if not isinstance(distillation, dict):
+        raise ValueError(f"distillation must be a {{task: weight}} dict, got {distillation!r}")
+    for task, weight in distillation.items():
+        if task not in tasks:
+            raise ValueError(f"distillation names task {task!r}, which is not in tasks {list(tasks)}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ValueError(f"distillation[{task!r}] must be a finite weight >= 0, got {weight!r}")
+        key = f"teacher_{task}"
+        if key not in data:
+            raise ValueError(f"distillation of {task!r} needs the teacher's probabilities in "
+                             f"train[{key!r}]")
+        teacher = data[key]
+        if not teacher.is_floating_point() or not ((teacher >= 0) & (teacher <= 1)).all():
+            raise ValueError(f"train[{key!r}] must hold probabilities in [0, 1]")
+    return {task: float(weight) for task, weight in distillation.items()}
 
 
 def _check_positive(**values: int) -> None:
