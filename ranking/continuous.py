@@ -21,12 +21,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .batches import Batches, TensorDict, num_rows, to_device
-from .metrics import auc, logloss
+from .metrics import auc, logloss, normalized_entropy
 from .train import _eval_mode, predict
-
-
-def _entropy(rate: float) -> float:
-    return float(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)))
 
 
 def _largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
@@ -99,8 +95,8 @@ def train_in_time_order(model: nn.Module, days: Sequence[TensorDict], *,
             broken = ~np.isfinite(probs)
             served = np.where(broken, rate, probs)
             row.update(logloss=logloss(labels, served),
-                       ne=logloss(labels, served) / _entropy(rate),
-                       oracle_ne=logloss(labels, day[oracle_key].cpu().numpy()) / _entropy(rate)
+                       ne=normalized_entropy(labels, served),
+                       oracle_ne=normalized_entropy(labels, day[oracle_key].cpu().numpy())
                        if oracle_key in day else np.nan,
                        auc=auc(labels, served), non_finite=float(broken.mean()))
             if watch is not None:
