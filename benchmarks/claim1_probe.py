@@ -50,9 +50,12 @@ SETTINGS: dict[str, dict] = {
     "book": {},
     "book, 5k users": dict(n_users=5_000),
     "dense ids": dict(n_users=2_000, n_items=1_000, n_advertisers=100, latent_dim=4, affinity_scale=1.5),
+    "gpu": dict(n_users=150_000, n_items=40_000, n_advertisers=4_000, n_impressions=12_000_000),
 }
 """Overrides of the ``book`` preset (1.2M impressions over 14 days). The last two
-give each id more impressions; "dense ids" also makes the taste term easier to learn."""
+give each id more impressions; "dense ids" also makes the taste term easier to learn.
+"gpu" is the ``gpu`` preset (12M impressions, ten times the book's), for a machine
+with a GPU: ``--settings gpu --fractions 0.1 1 --gbdt-threads 16``."""
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 1.0)
 """Share of the training days (the most recent ones) a run trains on."""
 VALID_DAYS, TEST_DAYS = 2.0, 2.0
@@ -187,13 +190,14 @@ def _sigmoid_with_mean(logit: np.ndarray, target: float) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------- main
-def probe_setting(name: str, overrides: dict) -> dict:
+def probe_setting(name: str, overrides: dict, fractions: tuple[float, ...] = FRACTIONS,
+                  on_run=None) -> dict:
     config = AdLogConfig.preset("book", **overrides)
     logs = load_or_simulate(config, seed=0)
     train_all, valid, test = time_split(logs.impressions, valid_days=VALID_DAYS, test_days=TEST_DAYS)
     train_end = train_all["timestamp"].max() + 1
     runs = []
-    for fraction in FRACTIONS:
+    for fraction in fractions:
         start = time.perf_counter()
         train = train_all[train_all["timestamp"] >= train_end - fraction * train_end]
         base_rate = float(train["click"].mean())
@@ -210,6 +214,8 @@ def probe_setting(name: str, overrides: dict) -> dict:
                "seconds": round(time.perf_counter() - start, 1)}
         print(name, run, flush=True)
         runs.append(run)
+        if on_run is not None:
+            on_run({"setting": name, "overrides": overrides, "runs": runs})
     reference = gap_without_taste_and_interest(config, logs, test, float(train_all["click"].mean()))
     return {"setting": name, "overrides": overrides, "impressions_per_user_in_train":
             round(len(train_all) / config.n_users, 1), "clicks_in_train": int(train_all["click"].sum()),
@@ -218,11 +224,19 @@ def probe_setting(name: str, overrides: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=[name for name in SETTINGS if name != "gpu"],
+                        choices=list(SETTINGS))
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument("--gbdt-threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    GBDT_PARAMS["num_threads"] = args.gbdt_threads
     start = time.perf_counter()
-    settings = [probe_setting(name, SETTINGS[name]) for name in args.settings]
+    settings = []
+    for name in args.settings:
+        def save_partial(partial: dict) -> None:
+            write_result("claim1_probe", {"partial": True, "settings": settings + [partial]})
+        settings.append(probe_setting(name, SETTINGS[name], tuple(args.fractions), save_partial))
 
     print("\ngap closed on the test days (share of base rate -> oracle)")
     for setting in settings:
@@ -232,7 +246,7 @@ def main() -> None:
         print(f"{'train days':>10}" + "".join(f"{model:>14}" for model in models))
         for run in setting["runs"]:
             print(f"{run['train_days']:>10}" + "".join(f"{run['gap_closed'][model]:>14.3f}" for model in models))
-    result = {"valid_days": VALID_DAYS, "test_days": TEST_DAYS, "seed": 0, "gbdt_params": GBDT_PARAMS,
+    result = {"fractions": args.fractions, "valid_days": VALID_DAYS, "test_days": TEST_DAYS, "seed": 0, "gbdt_params": GBDT_PARAMS,
               "counter_prior_weight": COUNTER_PRIOR_WEIGHT,
               "network_fit": {name: arguments for name, (_, arguments) in MODELS.items()},
               "settings": settings, "seconds": round(time.perf_counter() - start)}

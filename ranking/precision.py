@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batches import TensorDict, num_rows
+from .batches import TensorDict, num_rows, to_device
 from .nn.cross import CrossNetV2
 from .train import PRECISIONS, _eval_mode, predict
 
@@ -147,6 +147,7 @@ def activation_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") -
     """
     _check_mode(mode)
     num_rows(batch, "batch")
+    batch = to_device(batch, next(model.parameters()).device)
     rows: list[dict] = []
 
     def record(name: str):
@@ -186,6 +187,7 @@ def cross_layer_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") 
     cross = getattr(model, "cross", None)
     if not isinstance(cross, CrossNetV2):
         raise TypeError(f"{type(model).__name__} has no CrossNetV2 at .cross")
+    batch = to_device(batch, next(model.parameters()).device)
     inputs: list[torch.Tensor] = []
     with run_in(model, mode) as runnable, torch.no_grad(), _eval_mode(runnable):
         network = runnable.model if isinstance(runnable, CastModel) else runnable
