@@ -1128,6 +1128,295 @@ WRONG_ANSWERS: dict[tuple[str, str], dict[str, str]] = {
                         torch.where(mask, running_var, var), mask)
         """,
     },
+    ("09_shipping", "distillation_loss"): {
+        "teacher term computed against the labels": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                loss = F.binary_cross_entropy_with_logits(logits, labels)
+                return loss + weight * F.binary_cross_entropy_with_logits(logits, labels)
+        """,
+        "weight on the label term instead of the teacher term": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                return (weight * F.binary_cross_entropy_with_logits(logits, labels)
+                        + F.binary_cross_entropy_with_logits(logits, teacher_probs))
+        """,
+        "sums instead of means over rows": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                bce = F.binary_cross_entropy_with_logits
+                return (bce(logits, labels, reduction="sum")
+                        + weight * bce(logits, teacher_probs, reduction="sum"))
+        """,
+        "sigmoid applied twice (probabilities passed as logits)": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                p = torch.sigmoid(logits)
+                return (F.binary_cross_entropy_with_logits(p, labels)
+                        + weight * F.binary_cross_entropy_with_logits(p, teacher_probs))
+        """,
+        "teacher probabilities taken for logits": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                soft = torch.sigmoid(teacher_probs)
+                return (F.binary_cross_entropy_with_logits(logits, labels)
+                        + weight * F.binary_cross_entropy_with_logits(logits, soft))
+        """,
+        "weight missing": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                return (F.binary_cross_entropy_with_logits(logits, labels)
+                        + F.binary_cross_entropy_with_logits(logits, teacher_probs))
+        """,
+        "squared error on the teacher term": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                p = torch.sigmoid(logits)
+                return (F.binary_cross_entropy_with_logits(logits, labels)
+                        + weight * F.mse_loss(p, teacher_probs))
+        """,
+        "KL divergence instead of the log loss (teacher entropy left out)": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                t = teacher_probs.clamp(1e-12, 1 - 1e-12)
+                kl = (F.binary_cross_entropy_with_logits(logits, teacher_probs)
+                      - F.binary_cross_entropy_with_logits(torch.logit(t), teacher_probs))
+                return F.binary_cross_entropy_with_logits(logits, labels) + weight * kl
+        """,
+        "divided by 1 + weight": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                loss = (F.binary_cross_entropy_with_logits(logits, labels)
+                        + weight * F.binary_cross_entropy_with_logits(logits, teacher_probs))
+                return loss / (1 + weight)
+        """,
+        "log(sigmoid) by hand: log(0) for confident logits": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                p = torch.sigmoid(logits)
+                def ll(y):
+                    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p)).mean()
+                return ll(labels) + weight * ll(teacher_probs)
+        """,
+        "a float, not a tensor (.item())": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                return (F.binary_cross_entropy_with_logits(logits, labels)
+                        + weight * F.binary_cross_entropy_with_logits(
+                            logits, teacher_probs)).item()
+        """,
+        "teacher term on detached logits (no gradient toward yesterday)": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                return (F.binary_cross_entropy_with_logits(logits, labels)
+                        + weight * F.binary_cross_entropy_with_logits(
+                            logits.detach(), teacher_probs))
+        """,
+        "per-row losses, not their mean": """
+            def distillation_loss(logits, labels, teacher_probs, weight):
+                bce = F.binary_cross_entropy_with_logits
+                return (bce(logits, labels, reduction="none")
+                        + weight * bce(logits, teacher_probs, reduction="none"))
+        """,
+    },
+    ("09_shipping", "top_k_flips"): {
+        "ads that left the top k (set overlap), not slots": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = set(rows[np.argsort(-old_scores[rows], kind="stable")[:k]])
+                    new = set(rows[np.argsort(-new_scores[rows], kind="stable")[:k]])
+                    shares.append(len(old - new) / len(old))
+                return float(np.mean(shares))
+        """,
+        "ascending order (lowest score on top)": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(old_scores[rows], kind="stable")[:k]
+                    new = np.argsort(new_scores[rows], kind="stable")[:k]
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+        "ties broken by the later row (reversed ascending sort)": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(old_scores[rows], kind="stable")[::-1][:k]
+                    new = np.argsort(new_scores[rows], kind="stable")[::-1][:k]
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+        "all flips over all slots (pooled, not per request)": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                flips = slots = 0
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")[:k]
+                    new = np.argsort(-new_scores[rows], kind="stable")[:k]
+                    flips += np.sum(old != new)
+                    slots += len(old)
+                return float(flips / slots)
+        """,
+        "requests ignored (one ranking of every row)": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                old = np.argsort(-old_scores, kind="stable")[:k]
+                new = np.argsort(-new_scores, kind="stable")[:k]
+                return float(np.mean(old != new))
+        """,
+        "requests as runs of consecutive rows": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares, start = [], 0
+                for stop in range(1, len(requests) + 1):
+                    if stop == len(requests) or requests[stop] != requests[start]:
+                        old = np.argsort(-old_scores[start:stop], kind="stable")[:k]
+                        new = np.argsort(-new_scores[start:stop], kind="stable")[:k]
+                        shares.append(np.mean(old != new))
+                        start = stop
+                return float(np.mean(shares))
+        """,
+        "flip counts, not shares": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                counts = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")[:k]
+                    new = np.argsort(-new_scores[rows], kind="stable")[:k]
+                    counts.append(np.sum(old != new))
+                return float(np.mean(counts))
+        """,
+        "divided by k even when a request has fewer candidates": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")[:k]
+                    new = np.argsort(-new_scores[rows], kind="stable")[:k]
+                    shares.append(np.sum(old != new) / k)
+                return float(np.mean(shares))
+        """,
+        "k ignored (always the top 3)": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")[:3]
+                    new = np.argsort(-new_scores[rows], kind="stable")[:3]
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+        "every candidate compared, not the top k": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")
+                    new = np.argsort(-new_scores[rows], kind="stable")
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+        "scores in each slot compared, not the ads": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.sort(old_scores[rows])[::-1][:k]
+                    new = np.sort(new_scores[rows])[::-1][:k]
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+        "tied candidates share a rank (method='min')": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                frame = pd.DataFrame({"request": requests, "old": old_scores,
+                                      "new": new_scores})
+                by_request = frame.groupby("request")
+                old_rank = by_request["old"].rank(method="min", ascending=False)
+                new_rank = by_request["new"].rank(method="min", ascending=False)
+                shown = old_rank <= k
+                flips = (shown & (old_rank != new_rank)).groupby(frame["request"]).sum()
+                slots = frame.groupby("request").size().clip(upper=k)
+                return float((flips / slots).mean())
+        """,
+        "sorts the caller's arrays in place": """
+            def top_k_flips(requests, old_scores, new_scores, k=3):
+                order = np.lexsort((-old_scores, requests))
+                requests[:], old_scores[:], new_scores[:] = (
+                    requests[order], old_scores[order], new_scores[order])
+                shares = []
+                for request in np.unique(requests):
+                    rows = np.flatnonzero(requests == request)
+                    old = np.argsort(-old_scores[rows], kind="stable")[:k]
+                    new = np.argsort(-new_scores[rows], kind="stable")[:k]
+                    shares.append(np.mean(old != new))
+                return float(np.mean(shares))
+        """,
+    },
+    ("09_shipping", "shard_rows"): {
+        "contiguous blocks": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.tensor_split(torch.arange(n_rows), world_size)[rank]
+        """,
+        "blocks of ceil(n / world_size) rows (the last rank short or empty)": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                size = -(-n_rows // world_size)
+                return torch.arange(rank * size, min((rank + 1) * size, n_rows))
+        """,
+        "off by one: starts at rank + 1": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(rank + 1, n_rows, world_size)
+        """,
+        "overlapping blocks": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                size = -(-n_rows // world_size)
+                start = rank * (n_rows // world_size)
+                return torch.arange(start, min(start + size, n_rows))
+        """,
+        "remainder dropped (drop_last)": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(rank, n_rows - n_rows % world_size, world_size)
+        """,
+        "padded by repeating rows (DistributedSampler's default)": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                total = -(-n_rows // world_size) * world_size
+                return (torch.arange(total) % n_rows)[rank::world_size]
+        """,
+        "a True/False mask, not indices": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(n_rows) % world_size == rank
+        """,
+        "strided from the end": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(n_rows - 1 - rank, -1, -world_size)
+        """,
+        "no check of rank and world_size": """
+            def shard_rows(n_rows, rank, world_size):
+                return torch.arange(n_rows)[rank::world_size]
+        """,
+        "rank == world_size accepted": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank <= world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(rank, n_rows, world_size)
+        """,
+        "an assert instead of a ValueError": """
+            def shard_rows(n_rows, rank, world_size):
+                assert world_size >= 1 and 0 <= rank < world_size, "bad rank"
+                return torch.arange(rank, n_rows, world_size)
+        """,
+        "ranks numbered from the last": """
+            def shard_rows(n_rows, rank, world_size):
+                if world_size < 1 or not 0 <= rank < world_size:
+                    raise ValueError("bad rank or world_size")
+                return torch.arange(world_size - 1 - rank, n_rows, world_size)
+        """,
+    },
 }
 
 
