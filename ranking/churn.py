@@ -53,11 +53,11 @@ def top_k_flips(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLik
         raise ValueError(f"k must be a positive integer, got {k!r}")
     old_rank = rank_in_request(requests, old_scores)
     new_rank = rank_in_request(requests, new_scores)
-    shown = old_rank < k                                             # the old version's top k
+    shown = old_rank < k                            # the old version's top k
     # the candidate in old slot r: does the new version put it in slot r too?
     flipped = shown & (new_rank != old_rank)
-    request_index = np.unique(requests, return_inverse=True)[1]      # 0 .. n_requests - 1
-    slots = np.bincount(request_index[shown])                        # min(k, size) each
+    request_index = np.unique(requests, return_inverse=True)[1]   # 0 .. n_requests - 1
+    slots = np.bincount(request_index[shown])                     # min(k, size) each
     flips = np.bincount(request_index[shown], weights=flipped[shown].astype(float),
                         minlength=len(slots))
     return float(np.mean(flips / slots))

@@ -35,7 +35,7 @@ TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER
 
 
 def shard(data: TensorDict, rank: int, world_size: int) -> TensorDict:
-    """Rank ``rank``'s rows of ``data``: rows rank, rank + world_size, rank + 2 * world_size, ...
+    """Rank ``rank``'s rows of ``data``: every world_size-th row, from row ``rank`` on.
 
     Strided, as torch's DistributedSampler does, rather than in contiguous blocks:
     the shards differ in size by at most one row whatever the number of rows,
@@ -49,8 +49,8 @@ def shard(data: TensorDict, rank: int, world_size: int) -> TensorDict:
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
     if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, {world_size}) for world_size={world_size}, "
-                         f"got {rank}")
+        raise ValueError(f"rank must be in [0, {world_size}) for "
+                         f"world_size={world_size}, got {rank}")
     num_rows(data)
     return {key: tensor[rank::world_size] for key, tensor in data.items()}
 
@@ -100,7 +100,7 @@ class DDPResult:
 def fit_ddp(model: nn.Module, train: TensorDict, *, epochs: int = 1,
             global_batch_size: int = 4096, lr: float = 1e-3, seed: int = 0,
             device: str | torch.device = "cpu") -> DDPResult:
-    """Train ``model`` in place on the click task, as ``ranking.train.fit`` would, over all ranks.
+    """Train ``model`` in place on the click task as ``fit`` would, over all ranks.
 
     Every rank passes the same ``train`` and draws the same global batches from it
     (``Batches`` with ``seed``, as ``fit`` does), then trains on its ``shard`` of
@@ -121,12 +121,13 @@ def fit_ddp(model: nn.Module, train: TensorDict, *, epochs: int = 1,
     """
     if not dist.is_initialized():
         raise RuntimeError("fit_ddp needs a process group: call setup() in a process "
-                           "started by torchrun (or torch.distributed.init_process_group)")
+                           "started by torchrun (or init_process_group)")
     rank, world_size = dist.get_rank(), dist.get_world_size()
     _check_positive(epochs=epochs, global_batch_size=global_batch_size)
     if global_batch_size % world_size:
         raise ValueError(f"global_batch_size={global_batch_size} must be a multiple of "
-                         f"world_size={world_size}, so that every rank gets an equal share")
+                         f"world_size={world_size}, so that every rank gets an "
+                         "equal share")
     _check_data(train, "train", ("click",), {}, model)
     device = torch.device(device)
     train = to_device(train, device)
@@ -134,7 +135,8 @@ def fit_ddp(model: nn.Module, train: TensorDict, *, epochs: int = 1,
 
     torch.manual_seed(seed + rank)
     model.to(device)
-    ddp = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    device_ids = [device] if device.type == "cuda" else None
+    ddp = DistributedDataParallel(model, device_ids=device_ids)
     optimizer = torch.optim.Adam(ddp.parameters(), lr=lr)
     batches = Batches(train, global_batch_size, seed=seed)
 
@@ -145,11 +147,11 @@ def fit_ddp(model: nn.Module, train: TensorDict, *, epochs: int = 1,
         totals = torch.zeros(2, dtype=torch.float64, device=device)   # loss sum, rows
         for batch in batches:
             n = num_rows(batch)                          # this step's global batch
-            mine = shard(batch, rank, world_size)        # may be empty in a last, tiny batch
+            mine = shard(batch, rank, world_size)   # empty in a last, tiny batch?
             loss_sum, count = task_loss_sums(ddp(mine), mine, ("click",))["click"]
             loss = loss_sum * world_size / n
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()                              # DDP averages the gradients here
+            loss.backward()                         # DDP averages the gradients
             optimizer.step()
             totals += torch.stack([loss_sum.detach().double(), count.double()])
         dist.all_reduce(totals)                          # sum over ranks

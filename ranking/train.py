@@ -71,14 +71,15 @@ def task_loss_sums(logits: dict[str, torch.Tensor], batch: TensorDict, tasks: Se
 
 def distillation_loss(logit: torch.Tensor, batch: TensorDict, task: str,
                       mask_key: str | None = None) -> torch.Tensor:
-    """Mean log loss of ``logit`` against batch["teacher_<task>"], a soft label in [0, 1].
+    """Mean log loss of ``logit`` against the soft label batch["teacher_<task>"].
 
-    With a teacher that is the previous model version, this is the score
-    regularization that keeps a retrained model's scores, and so its ranking,
-    close to what users saw yesterday (Jiang et al. 2022). Only rows where
-    batch[mask_key] == 1 count, when a mask is given.
+    The soft label is a probability in [0, 1]. With a teacher that is the
+    previous model version, this is the score regularization that keeps a
+    retrained model's scores, and so its ranking, close to what users saw
+    yesterday (Jiang et al. 2022). Only rows where batch[mask_key] == 1
+    count, when a mask is given.
     """
-    teacher = batch[f"teacher_{task}"]                                          # (B,)
+    teacher = batch[f"teacher_{task}"]                                   # (B,)
     loss = F.binary_cross_entropy_with_logits(logit.float(), teacher, reduction="none")
     if mask_key is None:
         return loss.mean()
