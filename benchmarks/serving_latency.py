@@ -143,6 +143,31 @@ def time_model(name: str, saved: Path, exported_dir: Path, sizes: list[int], rep
     return runs, costs
 
 
+def encoded_log(scale: str) -> tuple[FeatureEncoder, dict, dict]:
+    """The log at ``scale`` split by time: the click encoder fitted on the training
+    days, and the encoded training and validation days."""
+    logs = load_or_simulate(AdLogConfig.preset(scale), seed=0)
+    train_frame, valid_frame, _ = time_split(logs.impressions)
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",)))
+    encoder.fit(train_frame)
+    return encoder, encoder.transform(train_frame), encoder.transform(valid_frame)
+
+
+def train_and_save(name: str, encoder: FeatureEncoder, train: dict, valid: dict, folder: Path,
+                   device: str | torch.device) -> tuple[Path, float]:
+    """Model ``name`` of MODELS trained one epoch on ``device``, Platt-calibrated on the
+    validation days and saved with ``save_ranker`` in ``folder``; and the training seconds."""
+    model_class, config = MODELS[name]
+    torch.manual_seed(0)
+    model = model_class(encoder.cardinalities, encoder.n_dense, **config)
+    start = time.perf_counter()
+    fit(model, train, epochs=1, batch_size=4096, device=device, progress=False)
+    train_s = time.perf_counter() - start
+    calibrator = PlattScaling().fit(predict(model, valid, device=device)["click"],
+                                    valid["label_click"].numpy())
+    return save_ranker(folder, model, encoder, config, calibrator), train_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,30 +178,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    logs = load_or_simulate(AdLogConfig.preset(args.scale), seed=0)
-    train_frame, valid_frame, _ = time_split(logs.impressions)
-    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",)))
-    encoder.fit(train_frame)
-    train, valid = encoder.transform(train_frame), encoder.transform(valid_frame)
+    encoder, train, valid = encoded_log(args.scale)
 
     runs, costs = [], {}
     with tempfile.TemporaryDirectory() as scratch:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(scratch) / "inductor")   # cold compiles
         for name in args.models:
-            model_class, config = MODELS[name]
-            torch.manual_seed(0)
-            model = model_class(encoder.cardinalities, encoder.n_dense, **config)
-            start = time.perf_counter()
-            fit(model, train, epochs=1, batch_size=4096, device="cpu", progress=False)
-            train_s = time.perf_counter() - start
-            calibrator = PlattScaling().fit(predict(model, valid)["click"],
-                                            valid["label_click"].numpy())
-            saved = save_ranker(Path(scratch) / name, model, encoder, config, calibrator)
+            saved, train_s = train_and_save(name, encoder, train, valid, Path(scratch) / name,
+                                            device="cpu")
             model_runs, costs[name] = time_model(name, saved, Path(scratch) / f"{name}-exported",
                                                  args.candidates, args.repeats, seed=0)
             costs[name]["train_1_epoch_s"] = round(train_s, 1)
             runs += model_runs
-    result = {"scale": args.scale, "train_rows": len(train_frame), "n_items": logs.config.n_items,
+    result = {"scale": args.scale, "train_rows": len(train["label_click"]),
+              "n_items": AdLogConfig.preset(args.scale).n_items,
               "repeats": args.repeats, "threads": torch.get_num_threads(),
               "models": {name: config for name, (_, config) in MODELS.items()},
               "costs": costs, "runs": runs}

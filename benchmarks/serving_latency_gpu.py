@@ -27,19 +27,15 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from _machine import write_result
-from ranking.calibration import PlattScaling
-from ranking.features import FeatureEncoder, FeatureSpec, time_split
-from ranking.serve import load_ranker, save_ranker
-from ranking.simulate import AdLogConfig, load_or_simulate
-from ranking.train import fit, predict
-from serving_latency import MODELS, make_requests, percentiles_ms
+from ranking.serve import load_ranker
+from ranking.simulate import AdLogConfig
+from serving_latency import MODELS, encoded_log, make_requests, percentiles_ms, train_and_save
 
 
 def eager_call(model: torch.nn.Module, task: str, device: torch.device, dtype: torch.dtype | None):
@@ -95,25 +91,16 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = False
     gpu = torch.device("cuda")
 
-    logs = load_or_simulate(AdLogConfig.preset(args.scale), seed=0)
-    train_frame, valid_frame, _ = time_split(logs.impressions)
-    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=("click",)))
-    encoder.fit(train_frame)
-    train, valid = encoder.transform(train_frame), encoder.transform(valid_frame)
+    encoder, train, valid = encoded_log(args.scale)
 
     runs, rng = [], np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.models:
-            model_class, config = MODELS[name]
-            torch.manual_seed(0)
-            model = model_class(encoder.cardinalities, encoder.n_dense, **config)
-            fit(model, train, epochs=1, batch_size=4096, device=gpu, progress=False)
-            calibrator = PlattScaling().fit(predict(model, valid, device=gpu)["click"],
-                                            valid["label_click"].numpy())
-            ranker = load_ranker(save_ranker(Path(scratch) / name, model, encoder, config,
-                                             calibrator))
+            saved, _ = train_and_save(name, encoder, train, valid, Path(scratch) / name,
+                                      device=gpu)
+            ranker = load_ranker(saved)
             cpu_model = ranker.model.eval()
-            gpu_model = load_ranker(Path(scratch) / name).model.to(gpu).eval()
+            gpu_model = load_ranker(saved).model.to(gpu).eval()
             n_items = len(ranker.tables["item_category"])
             for n in sorted({min(n, n_items) for n in args.candidates}):
                 requests = make_requests(ranker, n, 20, rng)
@@ -134,7 +121,7 @@ def main() -> None:
                     print(f"{name:<12} {variant:<10} N={n:>5}: p50 {runs[-1]['p50_ms']:7.3f} ms,"
                           f" p99 {runs[-1]['p99_ms']:7.3f} ms, max |dp| {difference:.1e}",
                           flush=True)
-    result = {"scale": args.scale, "n_items": logs.config.n_items, "repeats": args.repeats,
+    result = {"scale": args.scale, "n_items": AdLogConfig.preset(args.scale).n_items, "repeats": args.repeats,
               "tf32": False, "models": {name: config for name, (_, config) in MODELS.items()},
               "runs": runs}
     print("wrote", write_result("serving_latency_gpu", result))

@@ -44,6 +44,17 @@ def _correct(message: str) -> None:
     print(f"Correct: {message}")
 
 
+def _hint(hints: list[str], fallback: str) -> str:
+    """One hint, or every hint that fits when several mistakes give the same answer."""
+    hints = list(dict.fromkeys(hints))
+    if not hints:
+        return fallback
+    if len(hints) == 1:
+        return hints[0]
+    return "More than one mistake gives this answer: " + " ".join(
+        f"({number}) {hint}" for number, hint in enumerate(hints, start=1))
+
+
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 

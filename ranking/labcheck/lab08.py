@@ -16,22 +16,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._common import _call, _correct
+from ._common import _call, _correct, _hint
 
 __all__ = ["check_first_overflow", "check_choose_precision", "check_resilient_update"]
 
 FP16_MAX = float(torch.finfo(torch.float16).max)   # 65504
-
-
-def _hint(hints: list[str], fallback: str) -> str:
-    """One hint, or every hint that fits when several mistakes give the same answer."""
-    hints = list(dict.fromkeys(hints))
-    if not hints:
-        return fallback
-    if len(hints) == 1:
-        return hints[0]
-    return "More than one mistake gives this answer: " + " ".join(
-        f"({number}) {hint}" for number, hint in enumerate(hints, start=1))
 
 
 # ------------------------------------------------------------------ first overflow

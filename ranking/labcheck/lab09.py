@@ -15,20 +15,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ._common import _as_float, _call, _close, _correct
+from ._common import _as_float, _call, _close, _correct, _hint
 
 __all__ = ["check_distillation_loss", "check_top_k_flips", "check_shard_rows"]
-
-
-def _hint(hints: list[str], fallback: str) -> str:
-    """One hint, or every hint that fits when several mistakes give the same answer."""
-    hints = list(dict.fromkeys(hints))
-    if not hints:
-        return fallback
-    if len(hints) == 1:
-        return hints[0]
-    return "More than one mistake gives this answer: " + " ".join(
-        f"({number}) {hint}" for number, hint in enumerate(hints, start=1))
 
 
 # ------------------------------------------------------------------ distillation loss
