@@ -42,7 +42,7 @@ from ranking.features import DENSE, FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_report
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
 from ranking.simulate import SURFACES, AdLogConfig, AdLogs, load_or_simulate
-from ranking.simulate.logs import _affinity
+from ranking.simulate.logs import affinity
 from ranking.simulate.world import SECONDS_PER_DAY, build_world
 from ranking.train import fit, predict
 
@@ -168,7 +168,7 @@ def gap_without_taste_and_interest(config: AdLogConfig, logs: AdLogs, test: pd.D
     surface_scale = np.array([config.surface_affinity_scale[name] for name in SURFACES])[surface]
     current, _ = world.interests.current_and_previous(user, test["timestamp"].to_numpy())
     p_click = test["p_click"].to_numpy(np.float64)
-    logit = (np.log(p_click / (1 - p_click)) - surface_scale * _affinity(config, world, user, item, "click")
+    logit = (np.log(p_click / (1 - p_click)) - surface_scale * affinity(config, world, user, item, "click")
              - config.short_term_effect * (world.item_category[item] == current))
     probs = np.empty_like(p_click)
     for code in range(len(SURFACES)):

@@ -22,7 +22,6 @@ import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 import torch
 
 from _machine import write_result
@@ -30,7 +29,8 @@ from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_gap_closed
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.simulate import TASKS, AdLogConfig, load_or_simulate
-from ranking.train import entropy_weights, fit, predict
+from ranking.objective import entropy_weights
+from ranking.train import fit, predict
 
 FIT = dict(epochs=10, patience=1, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False,
            start_at_base_rate=True)

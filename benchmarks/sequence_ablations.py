@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sequence_ablations.py
 
-Every model trains with ``ranking.nn.sequence.zoo.TRAINING`` on the training days
+Every model trains with ``ranking.sequence_models.TRAINING`` on the training days
 and is scored on the test days against the oracle (share of the base-rate ->
 oracle log-loss gap closed, overall and per surface). Groups of runs:
 
@@ -41,7 +41,7 @@ from ranking.features import FeatureEncoder, FeatureSpec, time_split  # noqa: E4
 from ranking.gbdt import GBDTClassifier, gbdt_features  # noqa: E402
 from ranking.metrics import oracle_report  # noqa: E402
 from ranking.nn import EmbeddingMLP  # noqa: E402
-from ranking.nn.sequence.zoo import LADDER, TRAINING, train_sequence_model  # noqa: E402
+from ranking.sequence_models import LADDER, TRAINING, train_sequence_model  # noqa: E402
 from ranking.simulate import SURFACES, AdLogConfig, load_or_simulate  # noqa: E402
 from ranking.train import fit, predict  # noqa: E402
 

@@ -15,26 +15,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from . import checks
+from .checks import TensorDict
 from .history import EventHistory
-
-TensorDict = dict[str, torch.Tensor]
-
-
-def num_rows(data: TensorDict, name: str = "data") -> int:
-    """N, the first dimension every tensor in ``data`` shares; ValueError if there is none."""
-    if not data:
-        raise ValueError(f"{name} is empty: it holds no tensors")
-    for key, tensor in data.items():
-        if not isinstance(tensor, torch.Tensor) or tensor.dim() == 0:
-            raise ValueError(f"{name}[{key!r}] must be a tensor with a first (row) dimension")
-    sizes = {key: tensor.shape[0] for key, tensor in data.items()}
-    n = next(iter(sizes.values()))
-    if any(size != n for size in sizes.values()):
-        raise ValueError(f"{name} tensors disagree on the number of rows: {sizes}")
-    if n == 0:
-        raise ValueError(f"{name} has no rows")
-    return n
-
 
 def to_device(data: TensorDict, device: torch.device | str) -> TensorDict:
     """The same dict with every tensor on ``device`` (no copy for those already there)."""
@@ -43,7 +26,7 @@ def to_device(data: TensorDict, device: torch.device | str) -> TensorDict:
 
 def subset(data: TensorDict, index: torch.Tensor | np.ndarray | list[int]) -> TensorDict:
     """The rows ``index`` selects, from every tensor: integer positions or a boolean mask of length N."""
-    n = num_rows(data)
+    n = checks.num_rows(data)
     device = next(iter(data.values())).device
     index = torch.as_tensor(index, device=device)
     if index.dtype == torch.bool:
@@ -74,9 +57,8 @@ class Batches:
     def __init__(self, data: TensorDict, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = False, seed: int = 0,
                  history: EventHistory | None = None):
-        self.n_rows = num_rows(data)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.n_rows = checks.num_rows(data)
+        checks.positive_int("batch_size", batch_size)
         if drop_last and batch_size > self.n_rows:
             raise ValueError(f"batch_size={batch_size} with drop_last=True leaves no batch "
                              f"of {self.n_rows} rows")

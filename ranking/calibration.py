@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from .metrics import ArrayLike, _check_inputs, _to_numpy, _to_probabilities
+from . import checks
+from .checks import ArrayLike
 
 EPS = 1e-7
 """Probabilities are clipped to [EPS, 1 - EPS] before taking their logit."""
@@ -35,7 +36,7 @@ EPS = 1e-7
 
 def logit(probs: ArrayLike) -> np.ndarray:
     """log(p / (1 - p)), with p clipped to [EPS, 1 - EPS] so 0 and 1 stay finite."""
-    p = np.clip(_to_probabilities(probs, "probs"), EPS, 1 - EPS)
+    p = np.clip(checks.as_probabilities(probs, "probs"), EPS, 1 - EPS)
     return np.log(p) - np.log1p(-p)
 
 
@@ -93,17 +94,17 @@ class ContextualPlatt:
         self._check_context(context, len(probs))
         self.values = {name: sorted(pd.unique(context[name]))
                        for name in self.fields}
-        features = self._features(probs, context)            # (N, 1 + K)
+        features = self.features(probs, context)            # (N, columns)
         self.weights, self.bias = fit_logistic(features, labels, self.l2)
         return self
 
     def transform(self, probs: ArrayLike, context: pd.DataFrame) -> np.ndarray:
         _check_fitted(self, self.weights)
-        probs = _to_probabilities(probs, "probs")
+        probs = checks.as_probabilities(probs, "probs")
         self._check_context(context, len(probs))
-        return sigmoid(self._features(probs, context) @ self.weights + self.bias)
+        return sigmoid(self.features(probs, context) @ self.weights + self.bias)
 
-    def _features(self, probs: np.ndarray, context: pd.DataFrame) -> np.ndarray:
+    def features(self, probs: np.ndarray, context: pd.DataFrame) -> np.ndarray:
         """[logit, one-hot of every field value (and logit x one-hot)]."""
         model_logit = logit(probs)
         columns = [model_logit]
@@ -149,7 +150,7 @@ class IsotonicCalibration:
 
     def transform(self, probs: ArrayLike) -> np.ndarray:
         _check_fitted(self, self.isotonic)
-        return self.isotonic.predict(_to_probabilities(probs, "probs"))
+        return self.isotonic.predict(checks.as_probabilities(probs, "probs"))
 
 
 class GroupCalibration:
@@ -182,7 +183,7 @@ class GroupCalibration:
 
     def transform(self, probs: ArrayLike, groups: ArrayLike) -> np.ndarray:
         _check_fitted(self, self.factors)
-        probs = _to_probabilities(probs, "probs")
+        probs = checks.as_probabilities(probs, "probs")
         groups = _check_groups(groups, len(probs))
         factor = pd.Series(groups).map(self.factors).fillna(self.global_factor)
         return np.minimum(1.0, factor.to_numpy() * probs)
@@ -202,8 +203,8 @@ def fit_head_calibrators(probs: Mapping[str, ArrayLike],
     for task, task_probs in probs.items():
         if task not in labels:
             raise ValueError(f"no labels for head {task!r}; have {sorted(labels)}")
-        task_probs = _to_numpy(task_probs, f"probs[{task!r}]")
-        task_labels = _to_numpy(labels[task], f"labels[{task!r}]")
+        task_probs = checks.as_array(task_probs, f"probs[{task!r}]")
+        task_labels = checks.as_array(labels[task], f"labels[{task!r}]")
         keep = np.asarray(rows.get(task, np.ones(len(task_probs), dtype=bool)))
         if keep.dtype != bool or keep.shape != task_probs.shape:
             raise ValueError(f"rows[{task!r}] must be a boolean mask of {len(task_probs)} "
@@ -221,7 +222,7 @@ def downsample_negatives(labels: ArrayLike, keep_rate: float,
     """
     if not 0 < keep_rate <= 1:
         raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate!r}")
-    labels = _to_numpy(labels, "labels")
+    labels = checks.as_array(labels, "labels")
     keep = (labels == 1) | (np.random.default_rng(seed).random(len(labels))
                             < keep_rate)
     return np.flatnonzero(keep)
@@ -232,7 +233,7 @@ def correct_downsampling(probs: ArrayLike, keep_rate: float) -> np.ndarray:
     negatives, mapped back to the true rate (He et al. 2014)."""
     if not 0 < keep_rate <= 1:
         raise ValueError(f"keep_rate must be in (0, 1], got {keep_rate!r}")
-    p = _to_probabilities(probs, "probs")
+    p = checks.as_probabilities(probs, "probs")
     return p / (p + (1 - p) / keep_rate)
 
 
@@ -244,7 +245,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-6,
     penalized). A handful of steps converge on a few features.
     """
     n_rows, n_features = features.shape
-    design = np.hstack([features, np.ones((n_rows, 1))])     # (N, K + 1)
+    design = np.hstack([features, np.ones((n_rows, 1))])     # (N, columns + 1)
     penalty = np.full(n_features + 1, l2)
     penalty[-1] = 0.0                                          # free bias
     beta = np.zeros(n_features + 1)
@@ -263,7 +264,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-6,
 def _check_calibration_set(labels: ArrayLike, probs: ArrayLike
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Labels of both classes, probabilities in [0, 1], no NaN."""
-    labels, probs = _check_inputs(labels, probs)
+    labels, probs = checks.labels_and_probabilities(labels, probs)
     if labels.min() == labels.max():
         raise ValueError("the calibration set holds one class only "
                          f"(every label is {int(labels[0])}): nothing to fit")

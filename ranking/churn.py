@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import kendalltau
 
+from . import checks
+
 
 def _check(requests: ArrayLike, old_scores: ArrayLike,
            new_scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -49,15 +51,15 @@ def top_k_flips(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLik
     size. 0: the same ads in the same slots everywhere; 1: all replaced.
     """
     requests, old_scores, new_scores = _check(requests, old_scores, new_scores)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    checks.positive_int("k", k)
     old_rank = rank_in_request(requests, old_scores)
     new_rank = rank_in_request(requests, new_scores)
     shown = old_rank < k                            # the old version's top k
     # the candidate in old slot r: does the new version put it in slot r too?
     flipped = shown & (new_rank != old_rank)
-    request_index = np.unique(requests, return_inverse=True)[1]   # 0 .. n_requests - 1
-    slots = np.bincount(request_index[shown])                     # min(k, size) each
+    # each candidate's request numbered 0, 1, 2, ...
+    request_index = np.unique(requests, return_inverse=True)[1]
+    slots = np.bincount(request_index[shown])               # min(k, size) each
     flips = np.bincount(request_index[shown], weights=flipped[shown].astype(float),
                         minlength=len(slots))
     return float(np.mean(flips / slots))

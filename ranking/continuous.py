@@ -16,17 +16,77 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .batches import Batches, TensorDict, num_rows, to_device
+from . import checks
+from .batches import Batches, to_device
+from .checks import TensorDict
 from .metrics import auc, logloss, normalized_entropy
-from .train import _eval_mode, predict
+from .objective import Objective
+from .train import eval_mode, predict, train_epoch
 
 
-def _largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
-                    batch_size: int) -> float:
+def train_in_time_order(model: nn.Module, days: Sequence[TensorDict], *,
+                        day_labels: Sequence[int] | None = None, task: str = "click",
+                        batch_size: int = 512, lr: float = 1e-3, seed: int = 0,
+                        watch: nn.Module | None = None, watch_column: int | None = None,
+                        progress: bool = True) -> pd.DataFrame:
+    """Train ``model`` on each day in turn (one pass, in order); score each day before training on it.
+
+    days: one TensorDict per day, rows in time order. The first day is only
+        trained on; every later day is first served by the model as it stands
+        (eval mode), then trained on: one ``train_epoch`` over its batches.
+    watch: a module (say the dense features' normalization) whose largest
+        |output| while serving is recorded; watch_column: a column whose
+        running variance (``watch.running_var``) is recorded at each day's end.
+
+    Returns one row per day: day, rows, served log loss, NE (log loss / entropy
+    of the day's click rate), oracle NE, AUC, non_finite (share of rows whose
+    prediction is NaN: they count at the day's click rate in the log loss, as
+    a fallback would serve them), largest_output (of ``watch``),
+    running_var (of ``watch_column``), train_loss.
+    """
+    day_labels = _check_days(days, day_labels, task, watch, watch_column)
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    objective = Objective((task,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    rows = []
+    for label, day in tqdm(list(zip(day_labels, days)), desc="days", disable=not progress):
+        day = to_device(day, device)
+        row = {"day": label, "rows": checks.num_rows(day)}
+        if rows:                                             # serve with yesterday's model
+            row.update(serve_day(model, day, task, watch))
+        epoch = train_epoch(model, Batches(day, batch_size, shuffle=False), objective, optimizer)
+        row["train_loss"] = epoch["train_loss"]
+        if watch_column is not None:
+            row["running_var"] = float(watch.running_var[watch_column])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def serve_day(model: nn.Module, day: TensorDict, task: str = "click",
+              watch: nn.Module | None = None) -> dict[str, float]:
+    """How the model as it stands serves ``day``: log loss, NE, oracle NE, AUC, non_finite
+    (and the largest |output| of ``watch``)."""
+    labels = day[f"label_{task}"].cpu().numpy()
+    rate = float(labels.mean())
+    probs = predict(model, day, batch_size=65536, device=next(model.parameters()).device)[task]
+    broken = ~np.isfinite(probs)
+    served = np.where(broken, rate, probs)
+    oracle_key = f"oracle_{task}"
+    row = {"logloss": logloss(labels, served), "ne": normalized_entropy(labels, served),
+           "oracle_ne": normalized_entropy(labels, day[oracle_key].cpu().numpy())
+           if oracle_key in day else np.nan,
+           "auc": auc(labels, served), "non_finite": float(broken.mean())}
+    if watch is not None:
+        row["largest_output"] = largest_output(watch, model, day, 65536)
+    return row
+
+
+def largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
+                   batch_size: int) -> float:
     """The largest |value| ``module`` outputs while ``model`` scores ``data`` (inf if any is
     inf or NaN)."""
     largest = [0.0]
@@ -40,7 +100,7 @@ def _largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
 
     handle = module.register_forward_hook(hook)
     try:
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             for batch in Batches(data, batch_size, shuffle=False):
                 model(batch)
     finally:
@@ -48,26 +108,9 @@ def _largest_output(module: nn.Module, model: nn.Module, data: TensorDict,
     return largest[0]
 
 
-def train_in_time_order(model: nn.Module, days: Sequence[TensorDict], *,
-                        day_labels: Sequence[int] | None = None, task: str = "click",
-                        batch_size: int = 512, lr: float = 1e-3, seed: int = 0,
-                        watch: nn.Module | None = None, watch_column: int | None = None,
-                        progress: bool = True) -> pd.DataFrame:
-    """Train ``model`` on each day in turn (one pass, in order); score each day before training on it.
-
-    days: one TensorDict per day, rows in time order. The first day is only
-        trained on; every later day is first served by the model as it stands
-        (eval mode), then trained on.
-    watch: a module (say the dense features' normalization) whose largest
-        |output| while serving is recorded; watch_column: a column whose
-        running variance (``watch.running_var``) is recorded at each day's end.
-
-    Returns one row per day: day, rows, served log loss, NE (log loss / entropy
-    of the day's click rate), oracle NE, AUC, non_finite (share of rows whose
-    prediction is NaN: they count at the day's click rate in the log loss, as
-    a fallback would serve them), largest_output (of ``watch``),
-    running_var (of ``watch_column``), train_loss.
-    """
+def _check_days(days: Sequence[TensorDict], day_labels: Sequence[int] | None, task: str,
+                watch: nn.Module | None, watch_column: int | None) -> list:
+    """The days' labels (0, 1, ... unless given), after refusing what cannot be replayed."""
     if len(days) < 2:
         raise ValueError(f"need at least 2 days (train on one, serve the next), got {len(days)}")
     day_labels = list(range(len(days))) if day_labels is None else list(day_labels)
@@ -75,43 +118,8 @@ def train_in_time_order(model: nn.Module, days: Sequence[TensorDict], *,
         raise ValueError(f"day_labels has {len(day_labels)} entries for {len(days)} days")
     if watch_column is not None and not hasattr(watch, "running_var"):
         raise ValueError("watch_column needs a watch module with a running_var (a Batch Norm)")
-    label_key, oracle_key = f"label_{task}", f"oracle_{task}"
     for index, day in enumerate(days):
-        num_rows(day, f"days[{index}]")
-        if label_key not in day:
-            raise ValueError(f"days[{index}] has no {label_key!r}")
-
-    torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    rows = []
-    for label, day in tqdm(list(zip(day_labels, days)), desc="days", disable=not progress):
-        day = to_device(day, device)
-        labels = day[label_key].cpu().numpy()
-        rate = float(labels.mean())
-        row: dict[str, float] = {"day": label, "rows": len(labels)}
-        if rows:                                             # serve with yesterday's model
-            probs = predict(model, day, batch_size=65536, device=device)[task]
-            broken = ~np.isfinite(probs)
-            served = np.where(broken, rate, probs)
-            row.update(logloss=logloss(labels, served),
-                       ne=normalized_entropy(labels, served),
-                       oracle_ne=normalized_entropy(labels, day[oracle_key].cpu().numpy())
-                       if oracle_key in day else np.nan,
-                       auc=auc(labels, served), non_finite=float(broken.mean()))
-            if watch is not None:
-                row["largest_output"] = _largest_output(watch, model, day, 65536)
-        model.train()
-        total, count = 0.0, 0
-        for batch in Batches(day, batch_size, shuffle=False):
-            logit = model(batch)[task]                                    # (B,)
-            loss = F.binary_cross_entropy_with_logits(logit.float(), batch[label_key])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count = total + float(loss.detach()) * len(logit), count + len(logit)
-        row["train_loss"] = total / count
-        if watch_column is not None:
-            row["running_var"] = float(watch.running_var[watch_column])
-        rows.append(row)
-    return pd.DataFrame(rows)
+        checks.num_rows(day, f"days[{index}]")
+        if f"label_{task}" not in day:
+            raise ValueError(f"days[{index}] has no {f'label_{task}'!r}")
+    return day_labels

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .batches import TensorDict, num_rows, subset
+from .batches import subset
+from .checks import TensorDict, num_rows
 
 HOURS_OBSERVED = "hours_observed"
 """Batch key: hours between a click and the moment its label was read."""
@@ -69,10 +70,10 @@ class DelayDistribution:
 def _mixture_cdf(hours: torch.Tensor, log_weights: torch.Tensor,
                  log_means: torch.Tensor, window_hours: float) -> torch.Tensor:
     """Truncated mixture-of-exponentials CDF at ``hours`` (each <= window)."""
-    weights = torch.softmax(log_weights, dim=0)                      # (K,)
-    rates = torch.exp(-log_means)                                    # (K,)
+    weights = torch.softmax(log_weights, dim=0)                      # (components,)
+    rates = torch.exp(-log_means)                                    # (components,)
     inside_window = _share_inside(weights, rates, window_hours)
-    reached = -torch.expm1(-rates * hours[:, None])                  # (N, K)
+    reached = -torch.expm1(-rates * hours[:, None])                  # (N, components)
     return (weights * reached).sum(dim=1) / inside_window
 
 
@@ -112,8 +113,8 @@ def fit_delay_distribution(hours_waited: np.ndarray, delay_hours: np.ndarray,
                          f"got {waited.shape} and {delay.shape}")
     reported = ~np.isnan(delay)
     if reported.sum() < 10 * n_components:
-        raise ValueError(f"only {int(reported.sum())} reported conversions: too few "
-                         f"to fit {n_components} delay components")
+        raise ValueError(f"only {int(reported.sum())} reported conversions: "
+                         f"too few to fit {n_components} delay components")
     if (waited < 0).any() or (delay[reported] > waited[reported] + 1e-6).any():
         raise ValueError("a click waited a negative time, or its conversion was "
                          "reported after the cutoff")
@@ -180,9 +181,6 @@ class DelayedFeedbackModel(nn.Module):
         log_q = log_p + torch.log(reported_share)        # log p(x) F(e)
         q_logit = log_q - torch.log(-torch.expm1(log_q))  # logit of p F
         return {**logits, self.task: q_logit.float()}
-
-    def set_output_bias(self, task: str, logit: float) -> None:
-        self.model.set_output_bias(task, logit)
 
 
 def hours_observed(click_seconds: np.ndarray, cutoff_seconds: float) -> torch.Tensor:

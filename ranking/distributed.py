@@ -26,16 +26,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim import Optimizer
 
-from .batches import Batches, TensorDict, num_rows, to_device
-from .train import _check_data, _check_positive, task_loss_sums
+from . import checks
+from .batches import Batches, to_device
+from .checks import TensorDict, num_rows
+from .objective import LossSums, Objective, task_loss_sums
+from .train import LossFunction, check_data, train_step
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 """What torchrun sets in each process it starts, and ``setup`` reads."""
 
 
 def shard(data: TensorDict, rank: int, world_size: int) -> TensorDict:
-    """Rank ``rank``'s rows of ``data``: every world_size-th row, from row ``rank`` on.
+    """Rank ``rank``'s rows of ``data``: every world_size-th row from row rank on.
 
     Strided, as torch's DistributedSampler does, rather than in contiguous blocks:
     the shards differ in size by at most one row whatever the number of rows,
@@ -43,11 +47,9 @@ def shard(data: TensorDict, rank: int, world_size: int) -> TensorDict:
     hands each rank the same rows per step as cutting global batches, then
     sharding each one. The tensors are views: nothing is copied.
     """
-    for argument, value in (("rank", rank), ("world_size", world_size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{argument} must be an integer, got {value!r}")
-    if world_size < 1:
-        raise ValueError(f"world_size must be at least 1, got {world_size}")
+    checks.positive_int("world_size", world_size)
+    if not checks.is_integer(rank):
+        raise ValueError(f"rank must be an integer, got {rank!r}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, {world_size}) for "
                          f"world_size={world_size}, got {rank}")
@@ -107,62 +109,84 @@ def fit_ddp(model: nn.Module, train: TensorDict, *, epochs: int = 1,
     each: global_batch_size / world_size rows. Holding every row (megabytes at the
     book's scales) is what lets a rank take its part of fit's very batches; a rank
     that held a fixed shard could only shuffle within it. DDP's constructor copies
-    rank 0's initial weights to every rank.
-
-    fit minimizes the mean log loss over a global batch of n rows, (1 / n) sum_i l_i.
-    Each rank here minimizes (world_size / n) * (the sum of l_i over its rows), and
-    DDP averages the gradients, (1 / world_size) sum_r: together the gradient of
-    (1 / n) sum_i l_i. Unlike averaging per-rank means, this stays exact when the
-    shares differ by a row (an epoch's last, smaller batch), so no row is dropped
-    or padded. With world_size=1 this is fit(..., batch_size=global_batch_size)
-    step for step; with more ranks the same up to float rounding (sums are added
-    in another order). Ranks seed dropout with seed + rank: a model with dropout
-    trains as well, but not on the very same masks as in one process.
+    rank 0's initial weights to every rank. Ranks seed dropout with seed + rank: a
+    model with dropout trains as well, but not on the very masks of one process.
     """
-    if not dist.is_initialized():
-        raise RuntimeError("fit_ddp needs a process group: call setup() in a process "
-                           "started by torchrun (or init_process_group)")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    _check_positive(epochs=epochs, global_batch_size=global_batch_size)
-    if global_batch_size % world_size:
-        raise ValueError(f"global_batch_size={global_batch_size} must be a multiple of "
-                         f"world_size={world_size}, so that every rank gets an "
-                         "equal share")
-    _check_data(train, "train", ("click",), {}, model)
+    rank, world_size = _check_ddp_inputs(model, train, epochs, global_batch_size)
     device = torch.device(device)
     train = to_device(train, device)
     _check_same_rows(train, device)
-
     torch.manual_seed(seed + rank)
     model.to(device)
     device_ids = [device] if device.type == "cuda" else None
     ddp = DistributedDataParallel(model, device_ids=device_ids)
     optimizer = torch.optim.Adam(ddp.parameters(), lr=lr)
     batches = Batches(train, global_batch_size, seed=seed)
-
     rows = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        ddp.train()
-        totals = torch.zeros(2, dtype=torch.float64, device=device)   # loss sum, rows
-        for batch in batches:
-            n = num_rows(batch)                          # this step's global batch
-            mine = shard(batch, rank, world_size)   # empty in a last, tiny batch?
-            loss_sum, count = task_loss_sums(ddp(mine), mine, ("click",))["click"]
-            loss = loss_sum * world_size / n
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()                         # DDP averages the gradients
-            optimizer.step()
-            totals += torch.stack([loss_sum.detach().double(), count.double()])
-        dist.all_reduce(totals)                          # sum over ranks
+        loss = ddp_epoch(ddp, batches, optimizer, rank, world_size)
         seconds = time.perf_counter() - start
-        rows.append({"epoch": epoch, "train_loss": float(totals[0] / totals[1]),
-                     "seconds": seconds, "examples_per_s": batches.n_rows / seconds})
+        rows.append({"epoch": epoch, "train_loss": loss, "seconds": seconds,
+                     "examples_per_s": batches.n_rows / seconds})
     state_dict = None
     if rank == 0:
         state_dict = {key: value.detach().cpu().clone()
                       for key, value in model.state_dict().items()}
     return DDPResult(state_dict=state_dict, history=pd.DataFrame(rows))
+
+
+def ddp_epoch(ddp: DistributedDataParallel, batches: Batches, optimizer: Optimizer,
+              rank: int, world_size: int) -> float:
+    """One pass over the global batches: a train_step on this rank's shard of each.
+
+    Returns the mean log loss over every rank's rows.
+    """
+    ddp.train()
+    totals = torch.zeros(2, dtype=torch.float64, device=batches.device)  # sum, rows
+    for batch in batches:
+        mine = shard(batch, rank, world_size)
+        loss = share_of_global_mean(num_rows(batch), world_size)
+        loss_sum, count = train_step(ddp, mine, loss, optimizer)["click"]
+        totals += torch.stack([loss_sum.detach().double(), count.double()])
+    dist.all_reduce(totals)                                  # summed over ranks
+    return float(totals[0] / totals[1])
+
+
+def share_of_global_mean(global_rows: int, world_size: int) -> LossFunction:
+    """The loss of one rank's shard of a global batch of ``global_rows`` rows.
+
+    ``fit`` minimizes the mean log loss over a global batch of n rows,
+    (1 / n) sum_i l_i. Each rank here minimizes (world_size / n) * (the sum of
+    l_i over its rows), and DDP averages the gradients, (1 / world_size) sum_r:
+    together the gradient of (1 / n) sum_i l_i. Unlike averaging per-rank
+    means, this stays exact when the shares differ by a row (an epoch's last,
+    smaller batch), so no row is dropped or padded. With world_size=1 this is
+    fit(..., batch_size=global_batch_size) step for step; with more ranks the
+    same up to float rounding (sums are added in another order).
+    """
+    def loss(logits: dict[str, torch.Tensor], shard: TensorDict
+             ) -> tuple[torch.Tensor, LossSums]:
+        sums = task_loss_sums(logits, shard, ("click",))
+        return sums["click"][0] * world_size / global_rows, sums
+    return loss
+
+
+def _check_ddp_inputs(model: nn.Module, train: TensorDict, epochs: int,
+                      global_batch_size: int) -> tuple[int, int]:
+    """This process's (rank, world_size), after refusing what ``fit_ddp`` cannot train."""
+    if not dist.is_initialized():
+        raise RuntimeError("fit_ddp needs a process group: call setup() in a process "
+                           "started by torchrun (or init_process_group)")
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    checks.positive_int("epochs", epochs)
+    checks.positive_int("global_batch_size", global_batch_size)
+    if global_batch_size % world_size:
+        raise ValueError(f"global_batch_size={global_batch_size} must be a multiple of "
+                         f"world_size={world_size}, so that every rank gets an "
+                         "equal share")
+    check_data(train, "train", Objective(("click",)), model)
+    return rank, world_size
 
 
 def _check_same_rows(train: TensorDict, device: torch.device) -> None:

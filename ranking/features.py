@@ -11,14 +11,16 @@ training step and an evaluation need.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from . import checks
 from .history import EventHistory
-from .simulate import ACTIONS, SURFACES, TASKS, AdLogs
+from .simulate import ACTIONS, SURFACES, TASKS, AdLogConfig, AdLogs
 from .simulate.logs import surface_codes
 from .simulate.world import SECONDS_PER_DAY
 
@@ -63,9 +65,7 @@ class FeatureSpec:
             raise ValueError(f"clip_quantile must be in (0.5, 1] or None, got {self.clip_quantile}")
         if self.scaling not in ("standard", "minmax", None):
             raise ValueError(f"scaling must be 'standard', 'minmax' or None, got {self.scaling!r}")
-        if isinstance(self.sequence_length, bool) or not isinstance(self.sequence_length, int) \
-                or self.sequence_length < 0:
-            raise ValueError(f"sequence_length must be a non-negative integer, got {self.sequence_length!r}")
+        checks.nonnegative_int("sequence_length", self.sequence_length)
 
 
 @dataclass
@@ -84,27 +84,54 @@ class FeatureEncoder:
     >>> encoder = FeatureEncoder(logs).fit(train_frame)
     >>> train = encoder.transform(train_frame)   # dict[str, Tensor]
     >>> sequences = encoder.history.gather(train)   # seq_item_id (N, L), ...
+
+    All it reads from the log besides the events is the size of each id space
+    and each item's category: with its fitted statistics, that is its
+    ``state()``, from which ``FeatureEncoder.from_state`` rebuilds it without
+    the log (serving does).
     """
 
     def __init__(self, logs: AdLogs, spec: FeatureSpec | None = None):
-        self.logs = logs
         self.spec = spec if spec is not None else FeatureSpec()
+        self.logs: AdLogs | None = logs
+        """The log the encoder was built from (None when rebuilt from its state)."""
+        sizes = id_space_sizes(logs.config)
+        self.cardinalities = {name: sizes[name] for name in self.spec.categorical}
+        """Number of distinct values of each categorical input (embedding table sizes)."""
+        self.item_category = logs.items["category"].to_numpy()
         self.statistics: DenseStatistics | None = None
-        self._item_category = logs.items["category"].to_numpy()
         self.history: EventHistory | None = None
         """Every user's events, to gather sequences from (None if sequence_length is 0)."""
         if self.spec.sequence_length > 0:
-            self.history = EventHistory(logs.events, self._item_category,
+            self.history = EventHistory(logs.events, self.item_category,
                                         self.spec.sequence_length)
 
-    @property
-    def cardinalities(self) -> dict[str, int]:
-        """Number of distinct values of each categorical input (embedding table sizes)."""
-        config = self.logs.config
-        sizes = {"user_id": config.n_users, "item_id": config.n_items,
-                 "advertiser_id": config.n_advertisers, "surface": len(SURFACES),
-                 "is_video": 2, "hour_of_day": 24, "category": config.n_categories}
-        return {name: sizes[name] for name in self.spec.categorical}
+    def state(self) -> dict:
+        """The fitted encoder as JSON values: spec, id-space sizes and dense statistics
+        (each item's category, an array, is kept apart)."""
+        if self.statistics is None:
+            raise RuntimeError("call fit(train_frame) before state()")
+        statistics = dataclasses.asdict(self.statistics)
+        return {"spec": dataclasses.asdict(self.spec), "cardinalities": dict(self.cardinalities),
+                "dense_statistics": {name: values.tolist() for name, values in statistics.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict, item_category: np.ndarray) -> "FeatureEncoder":
+        """The fitted encoder ``state()`` described, for ids of items whose category is
+        ``item_category``; no log, so no event history: refused for a spec with sequences."""
+        spec = FeatureSpec(**{key: tuple(value) if isinstance(value, list) else value
+                              for key, value in state["spec"].items()})
+        if spec.sequence_length > 0:
+            raise ValueError("an encoder with sequence features needs the users' events: "
+                             "build it from the log")
+        encoder = cls.__new__(cls)
+        encoder.spec, encoder.logs, encoder.history = spec, None, None
+        encoder.cardinalities = dict(state["cardinalities"])
+        encoder.item_category = np.asarray(item_category)
+        encoder.statistics = DenseStatistics(**{
+            name: np.array(values, dtype=np.float64)
+            for name, values in state["dense_statistics"].items()})
+        return encoder
 
     @property
     def n_dense(self) -> int:
@@ -174,7 +201,7 @@ class FeatureEncoder:
         elif name == "hour_of_day":
             values = (frame["timestamp"].to_numpy() % SECONDS_PER_DAY) // 3600
         elif name == "category":
-            values = self._item_category[frame["item_id"].to_numpy()]
+            values = self.item_category[frame["item_id"].to_numpy()]
         else:
             values = frame[name].to_numpy()
         values = np.array(values, dtype=np.int64)  # a writable copy for torch
@@ -194,6 +221,13 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
+
+
+def id_space_sizes(config: AdLogConfig) -> dict[str, int]:
+    """How many values each categorical input can take in a log of ``config``."""
+    return {"user_id": config.n_users, "item_id": config.n_items,
+            "advertiser_id": config.n_advertisers, "surface": len(SURFACES),
+            "is_video": 2, "hour_of_day": 24, "category": config.n_categories}
 
 
 def time_split(impressions: pd.DataFrame, valid_days: float = 2.0, test_days: float = 2.0

@@ -22,6 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from . import checks
 from .features import DENSE
 from .simulate.world import SECONDS_PER_DAY
 
@@ -159,10 +160,8 @@ class GBDTClassifier:
                  early_stopping_rounds: int | None = 20):
         for name, value in (("num_trees", num_trees), ("num_leaves", num_leaves),
                             ("min_data_in_leaf", min_data_in_leaf)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            checks.positive_int(name, value)
+        checks.nonnegative_int("seed", seed)
         if num_leaves < 2:
             raise ValueError(f"num_leaves must be at least 2, got {num_leaves}")
         for name, value in (("learning_rate", learning_rate), ("feature_fraction", feature_fraction),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import checks
 from .simulate.world import search_sorted
 
 PADDING = 0
@@ -37,8 +38,7 @@ class EventHistory:
 
     def __init__(self, events: pd.DataFrame, item_category: pd.Series | np.ndarray,
                  length: int):
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be a positive integer, got {length!r}")
+        checks.positive_int("length", length)
         columns = ("user_id", "item_id", "action", "timestamp")
         missing = [column for column in columns if column not in events.columns]
         if missing:
@@ -56,15 +56,15 @@ class EventHistory:
         if timestamp.min() < int32.min or timestamp.max() > int32.max:
             raise ValueError("event timestamps must fit int32 seconds, got "
                              f"{timestamp.min()}..{timestamp.max()}")
-        order = np.lexsort((timestamp, user))              # (E,) by user, then time
+        order = np.lexsort((timestamp, user))              # (events,) by user, then time
         item = item[order]
         self.length = length
         """L, the events gathered per impression."""
-        self._keys = _event_key(user[order], timestamp[order])    # (E,) sorted
-        self.item_id = torch.from_numpy(item.astype(np.int32))    # (E,) int32
+        self._keys = _event_key(user[order], timestamp[order])    # (events,) sorted
+        self.item_id = torch.from_numpy(item.astype(np.int32))    # (events,) int32
         self.category = torch.from_numpy(item_category[item].astype(np.int32))
         self.action = torch.from_numpy(
-            events["action"].to_numpy()[order].astype(np.int8))   # (E,) int8
+            events["action"].to_numpy()[order].astype(np.int8))   # (events,) int8
         self.timestamp = torch.from_numpy(timestamp[order].astype(np.int32))
 
     def __len__(self) -> int:

@@ -12,58 +12,17 @@ Every metric accepts numpy arrays, lists, pandas Series or torch tensors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-import torch
 
-ArrayLike = np.ndarray | Sequence[float] | pd.Series | torch.Tensor
-"""Anything 1-d that holds numbers: labels (0 or 1) or probabilities."""
+from . import checks
+from .checks import ArrayLike
 
 BASE_RATE_ROW = "base rate"
 ORACLE_ROW = "oracle"
 ECE_STRATEGIES = ("quantile", "uniform")
-
-
-def _to_numpy(values: ArrayLike, name: str) -> np.ndarray:
-    """Convert one input to a float64 1-d numpy array, rejecting empty or NaN input."""
-    if isinstance(values, torch.Tensor):
-        array = values.detach().cpu().to(torch.float64).numpy()
-    else:
-        array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-d, got shape {array.shape} (use .reshape(-1))")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN")
-    return array
-
-
-def _to_probabilities(values: ArrayLike, name: str) -> np.ndarray:
-    """``_to_numpy``, and every value must lie in [0, 1]."""
-    array = _to_numpy(values, name)
-    if array.min() < 0 or array.max() > 1:
-        raise ValueError(f"{name} must lie in [0, 1], got range [{array.min()}, {array.max()}]")
-    return array
-
-
-def _check_inputs(labels: ArrayLike, probs: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Convert and validate labels (0 or 1) and probabilities (in [0, 1]) of equal length."""
-    y = _to_numpy(labels, "labels")
-    p = _to_probabilities(probs, "probs")
-    if len(y) != len(p):
-        raise ValueError(f"labels and probs must have the same length, got {len(y)} and {len(p)}")
-    if not np.all((y == 0) | (y == 1)):
-        raise ValueError(f"labels must be 0 or 1, got values {np.unique(y)[:10]}")
-    return y, p
-
-
-def _check_n_bins(n_bins: int) -> None:
-    """Bins are counted in whole numbers and there must be at least one."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
 
 
 def auc(labels: ArrayLike, probs: ArrayLike) -> float:
@@ -73,7 +32,7 @@ def auc(labels: ArrayLike, probs: ArrayLike) -> float:
     scores their average rank, and sum the ranks of the positives. Ties count
     as half a win, so a constant score gives 0.5. O(n log n), pure numpy.
     """
-    y, p = _check_inputs(labels, probs)
+    y, p = checks.labels_and_probabilities(labels, probs)
     n_pos = y.sum()
     n_neg = len(y) - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -105,7 +64,7 @@ def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
     """
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-    y, p = _check_inputs(labels, probs)
+    y, p = checks.labels_and_probabilities(labels, probs)
     p = np.clip(p, eps, 1 - eps)
     losses = -(y * np.log(p) + (1 - y) * np.log1p(-p))
     return float(losses.mean())
@@ -118,7 +77,7 @@ def normalized_entropy(labels: ArrayLike, probs: ArrayLike) -> float:
     observed click rate, so that predictor scores exactly 1. Lower is better;
     1 - NE is the share of the base-rate log loss a model removes.
     """
-    y, p = _check_inputs(labels, probs)
+    y, p = checks.labels_and_probabilities(labels, probs)
     base_rate = y.mean()
     if base_rate == 0 or base_rate == 1:
         raise ValueError("normalized_entropy needs both classes in labels, got only one")
@@ -152,8 +111,8 @@ def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 15,
     strategy "quantile" gives bins of equal row counts (good for rare clicks);
     "uniform" gives equal-width bins on [0, 1] (Guo et al. 2017).
     """
-    _check_n_bins(n_bins)
-    y, p = _check_inputs(labels, probs)
+    checks.positive_int("n_bins", n_bins)
+    y, p = checks.labels_and_probabilities(labels, probs)
     bins = _bin_index(p, n_bins, strategy)
     clicks_per_bin = np.bincount(bins, weights=y, minlength=n_bins)
     predicted_per_bin = np.bincount(bins, weights=p, minlength=n_bins)
@@ -166,7 +125,7 @@ def calibration_ratio(labels: ArrayLike, probs: ArrayLike) -> float:
 
     Above 1 the model over-predicts clicks, so advertisers would be over-charged.
     """
-    y, p = _check_inputs(labels, probs)
+    y, p = checks.labels_and_probabilities(labels, probs)
     if y.sum() == 0:
         raise ValueError("calibration_ratio needs at least one positive label")
     return float(p.mean() / y.mean())
@@ -179,8 +138,8 @@ def calibration_table(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> 
     mean_prediction close to observed_rate in every bin. Empty bins (from tied
     probabilities) are left out; ratio is NaN in bins with no positives.
     """
-    _check_n_bins(n_bins)
-    y, p = _check_inputs(labels, probs)
+    checks.positive_int("n_bins", n_bins)
+    y, p = checks.labels_and_probabilities(labels, probs)
     bins = _bin_index(p, n_bins, "quantile")
     counts = np.bincount(bins, minlength=n_bins)
     clicks = np.bincount(bins, weights=y, minlength=n_bins)
@@ -211,8 +170,8 @@ def field_ece(targets: ArrayLike, probs: ArrayLike, field: ArrayLike) -> float:
     labels, or, on a simulated log, the true probabilities (no label noise).
     Pass a combined field (e.g. surface and video joined) for a cross of fields.
     """
-    t = _to_probabilities(targets, "targets")
-    p = _to_probabilities(probs, "probs")
+    t = checks.as_probabilities(targets, "targets")
+    p = checks.as_probabilities(probs, "probs")
     field = np.asarray(field)
     if not len(t) == len(p) == len(field):
         raise ValueError("targets, probs and field must have the same length, got "
@@ -225,13 +184,13 @@ def field_calibration(labels: ArrayLike, probs: ArrayLike, field: ArrayLike,
                       true_probs: ArrayLike | None = None) -> pd.DataFrame:
     """Per value of a field: rows, mean prediction, observed rate, their ratio,
     and with ``true_probs`` the true rate and the ratio to it."""
-    y, p = _check_inputs(labels, probs)
+    y, p = checks.labels_and_probabilities(labels, probs)
     field = np.asarray(field)
     if len(field) != len(y):
         raise ValueError(f"field has {len(field)} entries for {len(y)} rows")
     frame = pd.DataFrame({"rows": 1, "mean_prediction": p, "observed_rate": y})
     if true_probs is not None:
-        true_rate = _to_probabilities(true_probs, "true_probs")
+        true_rate = checks.as_probabilities(true_probs, "true_probs")
         if len(true_rate) != len(y):
             raise ValueError(f"true_probs has {len(true_rate)} entries for {len(y)} rows")
         frame["true_rate"] = true_rate
@@ -301,8 +260,8 @@ def expected_logloss(true_probs: ArrayLike, probs: ArrayLike,
     """
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 0.5), got {eps}")
-    p = _to_probabilities(true_probs, "true_probs")
-    q = _to_probabilities(probs, "probs")
+    p = checks.as_probabilities(true_probs, "true_probs")
+    q = checks.as_probabilities(probs, "probs")
     if len(p) != len(q):
         raise ValueError("true_probs and probs must have the same length, "
                          f"got {len(p)} and {len(q)}")
@@ -322,7 +281,7 @@ def oracle_gap_closed(true_probs: ArrayLike, probs: ArrayLike,
     """
     if not 0 < base_rate < 1:
         raise ValueError(f"base_rate must be in (0, 1), got {base_rate!r}")
-    p = _to_numpy(true_probs, "true_probs")
+    p = checks.as_array(true_probs, "true_probs")
     base = expected_logloss(p, np.full(len(p), base_rate))
     return gap_closed(expected_logloss(p, probs), base, expected_logloss(p, p))
 
@@ -337,7 +296,7 @@ def oracle_report(labels: ArrayLike, predictions: Mapping[str, ArrayLike],
     Columns: logloss, normalized_entropy, auc (NaN for the constant base rate),
     ece, calibration_ratio and gap_closed (0 for the base rate, 1 for the oracle).
     """
-    y = _to_numpy(labels, "labels")
+    y = checks.as_array(labels, "labels")
     if base_rate is None:
         base_rate = float(y.mean())
     if not 0 < base_rate < 1:

@@ -26,9 +26,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batches import TensorDict, num_rows, to_device
+from .batches import to_device
+from .checks import TensorDict, num_rows
 from .nn.cross import CrossNetV2
-from .train import PRECISIONS, _eval_mode, predict
+from .train import PRECISIONS, eval_mode, predict
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
                                   "fp16": torch.float16}
@@ -82,7 +83,7 @@ class CastModel(nn.Module):
 
 @contextlib.contextmanager
 def run_in(model: nn.Module, mode: str) -> Iterator[nn.Module]:
-    """``with run_in(model, mode) as runnable:`` runs ``runnable(batch)`` in ``mode``.
+    """``with run_in(model, mode) as runnable:``, ``runnable(batch)`` runs in mode.
 
     Autocast modes yield ``model`` inside an autocast block; weight modes yield a
     ``CastModel`` copy (the original is not touched).
@@ -118,7 +119,7 @@ class Float32(nn.Module):
 
 
 def keep_in_fp32(model: nn.Module, *names: str) -> nn.Module:
-    """A copy of ``model`` whose submodules ``names`` ("cross") stay in float32 under autocast.
+    """A copy of ``model`` whose submodules ``names`` stay float32 in autocast.
 
     The rest of the model still runs in the autocast dtype: the mixed-precision
     recipe of keeping a sensitive layer in float32 and the large ones in 16 bits.
@@ -160,7 +161,7 @@ def activation_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") -
                              "non_finite": float((~torch.isfinite(values)).float().mean())})
         return hook
 
-    with run_in(model, mode) as runnable, torch.no_grad(), _eval_mode(runnable):
+    with run_in(model, mode) as runnable, torch.no_grad(), eval_mode(runnable):
         handles = [module.register_forward_hook(record(name.removeprefix("model.")))
                    for name, module in runnable.named_modules()
                    if not list(module.children())]
@@ -189,7 +190,7 @@ def cross_layer_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") 
         raise TypeError(f"{type(model).__name__} has no CrossNetV2 at .cross")
     batch = to_device(batch, next(model.parameters()).device)
     inputs: list[torch.Tensor] = []
-    with run_in(model, mode) as runnable, torch.no_grad(), _eval_mode(runnable):
+    with run_in(model, mode) as runnable, torch.no_grad(), eval_mode(runnable):
         network = runnable.model if isinstance(runnable, CastModel) else runnable
         handle = network.cross.register_forward_hook(
             lambda module, args, output: inputs.append(args[0]))
@@ -197,7 +198,7 @@ def cross_layer_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") 
             runnable(batch)
         finally:
             handle.remove()
-        x0 = x = inputs[0]                                   # (B, D0)
+        x0 = x = inputs[0]                                   # (B, X)
         layers = [x0]
         for linear in network.cross.layers:
             x = x0 * linear(x) + x                           # as CrossNetV2.forward

@@ -7,8 +7,8 @@ writes one directory with all a request needs, and no pickled object:
   ``torch.load(..., weights_only=True)`` reads it without running stored code;
 - ``ranker.json``: the format version, the model's class and constructor
   arguments, the head to rank by, the Platt calibrator's two numbers, the
-  feature spec with the dense statistics fitted on the training split, and the
-  configuration of the log (the size of every id space);
+  encoder's state (feature spec, the size of every id space, the dense
+  statistics fitted on the training split) and the log's configuration;
 - ``tables.npz``: the feature store, a snapshot taken at the end of the log:
   each item's advertiser, category, video flag, save count and creation day,
   each advertiser's budget, each user's followers and events of the last week.
@@ -35,7 +35,6 @@ bad join) it silently drops what the model learned about it, hence the default
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from importlib import metadata
@@ -46,15 +45,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batches import TensorDict
+from . import checks
+from .checks import TensorDict
 from .calibration import PlattScaling
-from .features import DenseStatistics, FeatureEncoder, FeatureSpec
+from .features import FeatureEncoder
 from .nn import DCNv2, EmbeddingMLP, FeatureEmbedding
-from .simulate import SURFACES, AdLogConfig, AdLogs
+from .simulate import SURFACES, AdLogs
 from .simulate.logs import USER_ENGAGEMENT_WINDOW_DAYS
 from .simulate.world import SECONDS_PER_DAY
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Layout of a saved ranker's directory; ``load_ranker`` refuses any other."""
 
 MODELS: dict[str, type[nn.Module]] = {"EmbeddingMLP": EmbeddingMLP, "DCNv2": DCNv2}
@@ -116,7 +116,7 @@ class Ranker:
     def encode_request(self, user_id: int, surface: str, item_ids: Sequence[int],
                        context: dict | None = None, unknown: str = "raise") -> TensorDict:
         """The model's input for one request, a row per candidate (arguments as in ``rank``)."""
-        if isinstance(user_id, bool) or not isinstance(user_id, (int, np.integer)):
+        if not checks.is_integer(user_id):
             raise TypeError(f"user_id must be an integer, got {type(user_id).__name__}")
         if not isinstance(surface, str):
             raise TypeError(f"surface must be a string, got {type(surface).__name__}")
@@ -178,7 +178,7 @@ class Ranker:
         if extra:
             raise ValueError(f"context has unknown key(s) {extra}: allowed {CONTEXT_KEYS}")
         hour = context.get("hour_of_day", 0)
-        if isinstance(hour, bool) or not isinstance(hour, (int, np.integer)):
+        if not checks.is_integer(hour):
             raise TypeError(f"context['hour_of_day'] must be an integer, got {hour!r}")
         if not 0 <= hour < 24:
             raise ValueError(f"context['hour_of_day'] must be in [0, 24), got {hour}")
@@ -243,6 +243,9 @@ def save_ranker(path: str | Path, model: nn.Module, encoder: FeatureEncoder,
         raise TypeError(f"encoder must be a FeatureEncoder, got {type(encoder).__name__}")
     if encoder.statistics is None:
         raise ValueError("encoder is not fitted: call fit(train_frame) first")
+    if encoder.logs is None:
+        raise ValueError("encoder was rebuilt from its state and has no log to read the "
+                         "feature tables from: build it from the log")
     if encoder.spec.sequence_length > 0:
         raise ValueError("a ranker with sequence features cannot be saved: serving them needs "
                          "the users' live event history (use FeatureSpec(sequence_length=0))")
@@ -255,9 +258,7 @@ def save_ranker(path: str | Path, model: nn.Module, encoder: FeatureEncoder,
         "model": {"class": type(model).__name__, "kwargs": _check_model_config(model_config)},
         "task": task,
         "calibrator": _calibrator_record(calibrator),
-        "features": {"spec": dataclasses.asdict(encoder.spec),
-                     "dense_statistics": {name: values.tolist() for name, values in
-                                          dataclasses.asdict(encoder.statistics).items()}},
+        "features": encoder.state(),
         "log": {"config": encoder.logs.config.to_dict(), "seed": encoder.logs.seed},
         "as_of": encoder.logs.config.n_days * SECONDS_PER_DAY,
     }
@@ -404,25 +405,13 @@ def _rebuild_calibrator(saved: dict | None) -> PlattScaling | None:
 
 # ----------------------------------------------------------------- features
 def _rebuild_encoder(record: dict, tables: dict[str, np.ndarray]) -> FeatureEncoder:
-    """The training encoder, fitted statistics included, without the log it was fitted on.
+    """The training encoder, fitted statistics included, from its saved state.
 
-    FeatureEncoder reads two things from its log: the config's id-space sizes
-    and each item's category (the events only for sequences, refused at save
-    time), so a log with just these is enough. Serving has no labels: tasks=().
+    Serving has no labels: tasks=(), so a request's rows need no label column.
     """
-    saved = record["features"]
-    spec = FeatureSpec(**{key: tuple(value) if isinstance(value, list) else value
-                          for key, value in saved["spec"].items()})
-    config = AdLogConfig(**{key: tuple(value) if isinstance(value, list) else value
-                            for key, value in record["log"]["config"].items()})
-    logs = AdLogs(impressions=pd.DataFrame(), events=pd.DataFrame(), users=pd.DataFrame(),
-                  items=pd.DataFrame({"category": tables["item_category"]}),
-                  advertisers=pd.DataFrame(), item_embeddings=np.empty((0, 0)),
-                  config=config, seed=record["log"]["seed"])
-    encoder = FeatureEncoder(logs, dataclasses.replace(spec, tasks=()))
-    encoder.statistics = DenseStatistics(**{name: np.array(values, dtype=np.float64)
-                                            for name, values in saved["dense_statistics"].items()})
-    return encoder
+    spec = {**record["features"]["spec"], "tasks": []}
+    return FeatureEncoder.from_state({**record["features"], "spec": spec},
+                                     tables["item_category"])
 
 
 def _feature_tables(logs: AdLogs, as_of: int) -> dict[str, np.ndarray]:

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from . import checks
+
 
 def utility(probs: Mapping[str, np.ndarray],
             weights: Mapping[str, float]) -> np.ndarray:
@@ -48,9 +50,7 @@ def feed_requests(frame: pd.DataFrame, surface: str = "home_feed",
     The mask keeps the impressions on ``surface`` whose request there holds at
     least ``min_candidates`` of them: fewer leave little to rank.
     """
-    if isinstance(min_candidates, bool) or not isinstance(min_candidates, int) \
-            or min_candidates < 1:
-        raise ValueError(f"min_candidates must be a positive integer, got {min_candidates!r}")
+    checks.positive_int("min_candidates", min_candidates)
     on_surface = (frame["surface"] == surface).to_numpy()
     if not on_surface.any():
         raise ValueError(f"no impression on surface {surface!r}")
@@ -71,8 +71,7 @@ def top_slots(scores: np.ndarray, requests: np.ndarray, k: int) -> np.ndarray:
     if scores.shape != requests.shape or scores.ndim != 1:
         raise ValueError(f"scores and requests must be 1-d of the same length, got {scores.shape} "
                          f"and {requests.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    checks.positive_int("k", k)
     frame = pd.DataFrame({"request": requests, "score": scores})
     rank = frame.groupby("request", sort=False)["score"].rank(method="first", ascending=False)
     return (rank <= k).to_numpy()

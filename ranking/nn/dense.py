@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import checks
 from .norm import ResilientBatchNorm1d
 
 NORMALIZATIONS = ("none", "batch", "layer", "resilient")
@@ -21,14 +22,12 @@ NORMALIZATIONS = ("none", "batch", "layer", "resilient")
 
 
 class DenseInput(nn.Module):
-    """(B, n_dense) -> (B, n_dense): identity, BatchNorm1d, LayerNorm or ResilientBatchNorm1d."""
+    """(B, D) -> (B, D): identity, BatchNorm1d, LayerNorm or ResilientBatchNorm1d."""
 
     def __init__(self, n_dense: int, normalization: str = "none"):
         super().__init__()
-        if normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-        if isinstance(n_dense, bool) or not isinstance(n_dense, int) or n_dense < 1:
-            raise ValueError(f"n_dense must be a positive integer, got {n_dense!r}")
+        checks.one_of("normalization", normalization, NORMALIZATIONS)
+        checks.positive_int("n_dense", n_dense)
         self.normalization = normalization
         if normalization == "batch":
             self.norm = nn.BatchNorm1d(n_dense)
@@ -40,4 +39,4 @@ class DenseInput(nn.Module):
             self.norm = nn.Identity()
 
     def forward(self, dense: torch.Tensor) -> torch.Tensor:
-        return self.norm(dense)   # (B, n_dense)
+        return self.norm(dense)   # (B, D)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import checks
+
 
 class FeatureEmbedding(nn.Module):
     """Look up every categorical field in its own table and stack the results.
 
     Each field (user, item, advertiser, surface, ...) gets a ``cardinality x dim``
-    table. The output keeps fields apart, (B, n_fields, dim), so interaction
+    table. The output keeps fields apart, (B, F, E), so interaction
     models can cross fields and an MLP can flatten them.
     """
 
@@ -20,11 +22,8 @@ class FeatureEmbedding(nn.Module):
             raise ValueError(
                 "cardinalities is empty: need at least one categorical field")
         for name, size in cardinalities.items():
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"cardinalities[{name!r}] must be a positive "
-                                 f"integer, got {size!r}")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+            checks.positive_int(f"cardinalities[{name!r}]", size)
+        checks.positive_int("dim", dim)
         self.fields = tuple(cardinalities)
         self.dim = dim
         self.tables = nn.ModuleDict({name: nn.Embedding(size, dim)
@@ -44,9 +43,9 @@ class FeatureEmbedding(nn.Module):
         return self.n_fields * self.dim
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # F x (B, dim): one vector per field and row
+        # F x (B, E): one vector per field and row
         vectors = [self.tables[name](batch[name]) for name in self.fields]
-        return torch.stack(vectors, dim=1)  # (B, F, dim)
+        return torch.stack(vectors, dim=1)  # (B, F, E)
 
     def check_ids(self, data: dict[str, torch.Tensor], name: str = "data") -> None:
         """Raise a ValueError, naming the field, if ``data`` lacks a field or holds

@@ -7,16 +7,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import checks
+
 
 class MLP(nn.Module):
-    """Linear -> activation (-> dropout) for each width in ``hidden``: (B, in_dim) -> (B, hidden[-1])."""
+    """Linear -> activation (-> dropout) for each width in ``hidden``: (B, in_dim) -> (B, H = hidden[-1])."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int], dropout: float = 0.0,
                  activation: type[nn.Module] = nn.ReLU):
         super().__init__()
-        if isinstance(in_dim, bool) or not isinstance(in_dim, int) or in_dim < 1:
-            raise ValueError(f"in_dim must be a positive integer, got {in_dim!r}")
-        if len(hidden) == 0 or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        checks.positive_int("in_dim", in_dim)
+        if len(hidden) == 0 or not all(checks.is_integer(h) and h >= 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
@@ -30,4 +31,4 @@ class MLP(nn.Module):
         self.output_dim = hidden[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)   # (B, in_dim) -> (B, hidden[-1])
+        return self.layers(x)   # (B, in_dim) -> (B, H)

@@ -8,7 +8,7 @@ such batches at momentum 0.1 it is 0.9^200 = 7e-10 of what it was. When the
 feature comes back, a value one unit from the mean is divided by
 sqrt(7e-10 + eps) and comes out about 316 times too large (1 / sqrt(1e-5)).
 
-Resilient Batch Norm (seed 002) keeps a column out of the running update when
+Resilient Batch Norm (the write-up on user sequences, 002) keeps a column out of the running update when
 its batch variance is below ``minimal_variance`` or has moved by more than a
 factor ``variance_shift_threshold`` from the running variance, and normalizes
 with the running statistics, in training as at serving.
@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import checks
+
 
 class ResilientBatchNorm1d(nn.BatchNorm1d):
-    """A drop-in for ``nn.BatchNorm1d`` on (B, C) inputs, following the seed's seven steps.
+    """A drop-in for ``nn.BatchNorm1d`` on (B, D) inputs, following the write-up's seven steps.
 
     In training, for each batch:
 
@@ -43,7 +45,7 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
     exactly Batch Norm with the same running statistics. The buffers and
     parameters are Batch Norm's, so a Batch Norm checkpoint loads as it is.
 
-    ``fill_masked=True`` goes one step past the seed: in training, a masked
+    ``fill_masked=True`` goes one step past the write-up: in training, a masked
     column's values are replaced by its running mean (they normalize to 0), so
     the network does not learn from a feature while it is broken. It needs the
     batch's other rows to judge a column, so it only acts in training: at
@@ -61,8 +63,7 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
                  affine: bool = True, minimal_variance: float = 1e-4,
                  variance_shift_threshold: float = 10.0, warmup_batches: int = 100,
                  fill_masked: bool = False):
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"num_features must be a positive integer, got {num_features!r}")
+        checks.positive_int("num_features", num_features)
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
                 or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
@@ -71,8 +72,7 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         if not isinstance(variance_shift_threshold, (int, float)) or not variance_shift_threshold > 1:
             raise ValueError("variance_shift_threshold must be a ratio > 1 (math.inf: no shift test), "
                              f"got {variance_shift_threshold!r}")
-        if isinstance(warmup_batches, bool) or not isinstance(warmup_batches, int) or warmup_batches < 0:
-            raise ValueError(f"warmup_batches must be a non-negative integer, got {warmup_batches!r}")
+        checks.nonnegative_int("warmup_batches", warmup_batches)
         super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
                          track_running_stats=True)
         self.minimal_variance = float(minimal_variance)
@@ -105,10 +105,10 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         if x.shape[0] < 2:
             raise ValueError("training needs at least 2 rows per batch for a variance")
         values = x.detach().float()
-        batch_mean = values.mean(dim=0)                  # (C,) step 1
-        batch_var = values.var(dim=0, unbiased=True)     # (C,)
+        batch_mean = values.mean(dim=0)                  # (D,) step 1
+        batch_var = values.var(dim=0, unbiased=True)     # (D,)
         warm = int(self.num_batches_tracked) >= self.warmup_batches
-        mask = self.update_mask(batch_var, warm)         # (C,) bool, steps 2-4
+        mask = self.update_mask(batch_var, warm)         # (D,) bool, steps 2-4
         with torch.no_grad():                            # step 5: the others update
             m = self.momentum
             new_mean = (1 - m) * self.running_mean + m * batch_mean

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .mlp import MLP
+from .. import checks
+from .heads import TaskHeads
 from .inputs import ModelInput
-from .models import _check_tasks, set_bias
-from .multitask import _output_layer, _tower
+from .mlp import MLP
 
 
 class MultiTower(nn.Module):
@@ -27,21 +27,19 @@ class MultiTower(nn.Module):
     output, so a tower's weights get gradients only from its surface's rows.
     """
 
-    def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str] = ("click",),
-                 n_surfaces: int = 3, embedding_dim: int = 16, bottom: Sequence[int] = (256, 128),
+    def __init__(self, cardinalities: dict[str, int], n_dense: int,
+                 tasks: Sequence[str] = ("click",), n_surfaces: int = 3,
+                 embedding_dim: int = 16, bottom: Sequence[int] = (256, 128),
                  tower: Sequence[int] = (64,), dense_normalization: str = "none"):
         super().__init__()
-        if isinstance(n_surfaces, bool) or not isinstance(n_surfaces, int) or n_surfaces < 1:
-            raise ValueError(f"n_surfaces must be a positive integer, got {n_surfaces!r}")
+        self.n_surfaces = checks.positive_int("n_surfaces", n_surfaces)
         if "surface" not in cardinalities:
             raise ValueError("cardinalities must include 'surface': it routes each row to its tower")
-        self.tasks = _check_tasks(tasks)
-        self.n_surfaces = n_surfaces
+        self.tasks = checks.task_names(tasks)
         self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
         self.bottom = MLP(self.input.output_dim, bottom)
-        self.towers = nn.ModuleList(
-            nn.ModuleDict({task: _tower(self.bottom.output_dim, tower) for task in self.tasks})
-            for _ in range(n_surfaces))
+        self.towers = nn.ModuleList(TaskHeads(self.bottom.output_dim, self.tasks, tower)
+                                    for _ in range(n_surfaces))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         shared = self.bottom(self.input(batch))                         # (B, H)
@@ -52,8 +50,3 @@ class MultiTower(nn.Module):
             every_tower = torch.cat(outputs, dim=1)                     # (B, S)
             logits[task] = every_tower.gather(1, surface).squeeze(1)    # (B,)
         return logits
-
-    def set_output_bias(self, task: str, logit: float) -> None:
-        """Start ``task``'s logit at a constant in every surface's tower (see ``fit(start_at_base_rate=True)``)."""
-        for towers in self.towers:
-            set_bias(_output_layer(towers[task]), logit)

@@ -18,6 +18,8 @@ import os
 import typing
 from dataclasses import dataclass, field
 
+from .. import checks
+
 SURFACES: tuple[str, ...] = ("home_feed", "related_pins", "search")
 """The three places an ad can be shown, in the order of their integer codes."""
 
@@ -94,6 +96,18 @@ class AdLogConfig:
     """Weight of context-pin similarity (related pins only)."""
     query_effect: float = 1.5
     """Weight of query match (search only)."""
+
+    # --- the rest of the click logit -------------------------------------------
+    engagement_effect: float = 0.25
+    """Weight of the user's recent engagement (log of the 7-day event count, centered)."""
+    follower_effect: float = 0.10
+    """Weight of the user's follower count (log, standardized)."""
+    advertiser_effect: float = 0.5
+    """Weight of the advertiser's (hidden) quality."""
+    hour_effect: float = 0.15
+    """Amplitude of the daily cycle of the click logit."""
+    peak_hour: float = 14.0
+    """Hour of the day at which the daily cycle peaks."""
 
     # --- short-term interest and sequences ----------------------------------
     events_per_day: float = 4.0
@@ -194,8 +208,8 @@ class AdLogConfig:
         self._validate_types()
         for name in ("n_users", "n_items", "n_advertisers", "n_impressions", "n_days",
                      "n_categories", "latent_dim", "pretrained_dim", "event_candidates"):
-            _check_positive_int(name, getattr(self, name))
-        _check_nonnegative_int("history_days", self.history_days)
+            checks.positive_int(name, getattr(self, name))
+        checks.nonnegative_int("history_days", self.history_days)
         if self.n_advertisers > self.n_items:
             raise ValueError(
                 f"n_advertisers must be <= n_items (each advertiser owns an item), "
@@ -221,6 +235,7 @@ class AdLogConfig:
                      "event_taste_strength", "event_action_strength", "shift_day"):
             _check_range(name, getattr(self, name), 0.0)
         _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, open_low=True)
+        _check_range("peak_hour", self.peak_hour, 0.0, 24.0, open_high=True)
         _check_range("events_per_day", self.events_per_day, 0.0, open_low=True)
         _check_range("attribution_days", self.attribution_days, 0.0, open_low=True, allow_inf=True)
         self._validate_surfaces()
@@ -314,16 +329,6 @@ SMALLER_PRESET: dict[str, str] = {"smoke": "smoke", "moderate": "moderate", "boo
 """The preset ``AdLogConfig.moderate_from_env`` picks for each scale."""
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_nonnegative_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-
-
 @functools.cache
 def _knob_types() -> dict[str, typing.Any]:
     """{field name: declared type} of AdLogConfig, resolved once (the annotations are strings)."""
@@ -363,6 +368,11 @@ PLANTED_EFFECTS: dict[str, str] = {
     "surface_shift": "click-logit change per surface from shift_day on",
     "shift_day": "day the surface shift starts",
     "surface_affinity_scale": "how much personal taste matters, per surface",
+    "engagement_effect": "how much a user's recent activity raises clicks",
+    "follower_effect": "how much a user's follower count raises clicks",
+    "advertiser_effect": "how much an advertiser's hidden quality raises clicks",
+    "hour_effect": "amplitude of the daily click cycle",
+    "peak_hour": "hour of the day when clicks peak",
     "interest_switch_per_day": "how fast the short-term interest drifts",
     "short_term_effect": "click boost when the item matches the current interest",
     "sequence_purity": "share of recent events that reveal the current interest",

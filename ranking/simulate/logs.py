@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .config import ACTIONS, SURFACES, AdLogConfig
+from .. import checks
+from .config import SURFACES, AdLogConfig
 from .world import SECONDS_PER_DAY, World, build_world, search_sorted
 
 USER_ENGAGEMENT_WINDOW_DAYS = 7
@@ -47,8 +48,7 @@ def simulate(config: AdLogConfig | None = None, seed: int = 0) -> AdLogs:
     config = config if config is not None else AdLogConfig()
     if not isinstance(config, AdLogConfig):
         raise TypeError(f"config must be an AdLogConfig, got {type(config).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    checks.nonnegative_int("seed", seed)
     world_rng, events_rng, impressions_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
 
@@ -183,9 +183,9 @@ def _impressions(c: AdLogConfig, world: World, events: pd.DataFrame,
 
     item, matches_interest = _retrieve_items(c, world, user, timestamp, rng)
     features = _observed_features(c, world, events, user, item, surface, timestamp, rng)
-    click_logit = _click_logit(c, world, user, item, surface, timestamp, matches_interest, features)
+    logit = click_logit(c, world, user, item, surface, timestamp, matches_interest, features)
     labels, oracle, conversion_timestamp = _draw_labels(
-        c, world, user, item, surface, timestamp, matches_interest, click_logit, rng)
+        c, world, user, item, surface, timestamp, matches_interest, logit, rng)
     _apply_outage(c, features, timestamp)
 
     frame = pd.DataFrame({
@@ -267,22 +267,22 @@ def _recent_event_counts(events: pd.DataFrame, user: np.ndarray,
     return (upto_now - upto_window_start).astype(np.int64)
 
 
-def _affinity(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
+def affinity(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
               task: str) -> np.ndarray:
     """w_task . (u_user * v_item): the user x item taste only IDs can reveal."""
     interaction = world.user_latent[user] * world.item_latent[item]   # (N, d)
     return c.affinity_scale * (interaction @ world.task_directions[task])
 
 
-def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
-                 surface: np.ndarray, timestamp: np.ndarray,
-                 matches_interest: np.ndarray,
-                 features: dict[str, np.ndarray]) -> np.ndarray:
+def click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
+                surface: np.ndarray, timestamp: np.ndarray,
+                matches_interest: np.ndarray,
+                features: dict[str, np.ndarray]) -> np.ndarray:
     """The true click logit without its per-surface intercept.
 
-    Each term is one planted effect; the surface decides how strongly the
-    user x item affinity and item popularity count, and which relevance score
-    (context pin, query) exists at all.
+    Each term is one planted effect, with its knob in ``AdLogConfig``; the
+    surface decides how strongly the user x item affinity and item popularity
+    count, and which relevance score (context pin, query) exists at all.
     """
     # one value per surface, looked up for each row with [surface] below
     affinity_scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])
@@ -293,20 +293,26 @@ def _click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarra
     engagement = np.log1p(features["user_engagement_count"])
     hour = (timestamp % SECONDS_PER_DAY) / 3600.0
     context, query = features["context_similarity"], features["query_match"]
+    advertiser = world.item_advertiser[item]
     return (
-        affinity_scale[surface] * _affinity(c, world, user, item, "click")
+        affinity_scale[surface] * affinity(c, world, user, item, "click")
         + c.short_term_effect * matches_interest
         + popularity_effect[surface] * popularity
-        + 0.25 * (engagement - engagement.mean())
-        + 0.10 * _log_z(world.user_follower_count)[user]
+        + c.engagement_effect * (engagement - engagement.mean())
+        + c.follower_effect * _log_z(world.user_follower_count)[user]
         + world.item_quality[item]
-        + 0.5 * world.advertiser_quality[world.item_advertiser[item]]
+        + c.advertiser_effect * world.advertiser_quality[advertiser]
         + c.video_click_effect * world.item_is_video[item]
-        + 0.15 * np.sin(2 * np.pi * (hour - 14.0) / 24.0)
-        + c.context_effect * 2.0 * (context - 0.5) * (context > 0)
-        + c.query_effect * 2.0 * (query - 0.5) * (query > 0)
+        + c.hour_effect * np.sin(2 * np.pi * (hour - c.peak_hour) / 24.0)
+        + c.context_effect * _centered(context) * (context > 0)
+        + c.query_effect * _centered(query) * (query > 0)
         + shift[surface] * after_shift
     )
+
+
+def _centered(score: np.ndarray) -> np.ndarray:
+    """A relevance score in [0, 1] moved to [-1, 1]: 0.5, an average match, adds nothing."""
+    return 2.0 * (score - 0.5)
 
 
 def _log_z(counts: np.ndarray) -> np.ndarray:
@@ -327,13 +333,13 @@ def _draw_labels(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarra
     is_video = world.item_is_video[item]
     quality = world.item_quality[item]
     advertiser = world.item_advertiser[item]
-    good_logit = (_affinity(c, world, user, item, "good_click")
+    good_logit = (affinity(c, world, user, item, "good_click")
                   + c.video_good_click_effect * is_video + 0.5 * quality
                   + 0.5 * c.short_term_effect * matches_interest)
-    save_logit = (_affinity(c, world, user, item, "save") + c.video_save_effect * is_video
+    save_logit = (affinity(c, world, user, item, "save") + c.video_save_effect * is_video
                   + 0.5 * c.short_term_effect * matches_interest + 0.3 * quality)
-    hide_logit = _affinity(c, world, user, item, "hide") - 0.5 * quality
-    conversion_logit = (_affinity(c, world, user, item, "conversion")
+    hide_logit = affinity(c, world, user, item, "hide") - 0.5 * quality
+    conversion_logit = (affinity(c, world, user, item, "conversion")
                         + world.user_buying_intent[user]
                         + world.advertiser_quality[advertiser])
 

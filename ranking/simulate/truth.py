@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import SURFACES
-from .logs import AdLogs, _affinity, surface_codes
+from .logs import AdLogs, affinity, surface_codes
 from .world import World, build_world
 
 
@@ -38,7 +38,7 @@ def click_taste(logs: AdLogs, frame: pd.DataFrame, world: World | None = None) -
     c = logs.config
     surface = surface_codes(frame["surface"])
     scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])[surface]
-    return scale * _affinity(c, world, frame["user_id"].to_numpy(), frame["item_id"].to_numpy(), "click")
+    return scale * affinity(c, world, frame["user_id"].to_numpy(), frame["item_id"].to_numpy(), "click")
 
 
 def blind_oracle(logs: AdLogs, frame: pd.DataFrame, blind_to: str = "interest",

@@ -31,12 +31,12 @@ class World:
     item_quality: np.ndarray         # (I,)
     item_advertiser: np.ndarray      # (I,)
     item_created_day: np.ndarray     # (I,) may be negative (created before the log)
-    item_true_vector: np.ndarray     # (I, pretrained_dim) unit vectors: the truth
-    item_pretrained: np.ndarray      # (I, pretrained_dim) noisy observed embedding
-    advertiser_quality: np.ndarray   # (A,) shifts conversion
-    advertiser_budget: np.ndarray    # (A,) heavy-tailed daily budget
-    advertiser_report_rate: np.ndarray       # (A,) P(report | true conversion)
-    advertiser_false_report_rate: np.ndarray  # (A,) P(report | no conversion)
+    item_true_vector: np.ndarray     # (I, P) unit vectors: the truth
+    item_pretrained: np.ndarray      # (I, P) noisy observed embedding
+    advertiser_quality: np.ndarray   # (advertisers,) shifts conversion
+    advertiser_budget: np.ndarray    # (advertisers,) heavy-tailed daily budget
+    advertiser_report_rate: np.ndarray       # (advertisers,) P(report | true conversion)
+    advertiser_false_report_rate: np.ndarray  # (advertisers,) P(report | no conversion)
     task_directions: dict[str, np.ndarray]   # task -> (d,) unit vector
     interests: "InterestTimeline"
 

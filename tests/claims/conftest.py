@@ -6,7 +6,6 @@ says which claim every test is about, even one that errors before it measures.
 What a test measured it records itself, with pytest's ``record_property``.
 """
 
-import pytest
 
 
 def pytest_configure(config):

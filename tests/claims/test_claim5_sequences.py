@@ -2,7 +2,7 @@
 
 The moderate log (generator seed ``RANKING_CLAIM_SEED``, 0 unless set; the
 numbers noted are seed 0's; model seeds stay 0), sequences of the last 32 events, chapter 6's training
-settings (``zoo.TRAINING``). Each model is scored against the oracle with the
+settings (``ranking.sequence_models.TRAINING``). Each model is scored against the oracle with the
 expected log loss on the test days. The margins are about half the measured
 differences. Early stopping makes single runs noisy (chapter 6's recorded ladder
 moves a model by one to three points between seeds), so the smallest
@@ -15,7 +15,7 @@ import torch
 from claim_setup import MODERATE, generator_seed, oracle_gap, record
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.nn import EmbeddingMLP
-from ranking.nn.sequence.zoo import TRAINING, train_sequence_model
+from ranking.sequence_models import TRAINING, train_sequence_model
 from ranking.simulate import load_or_simulate
 from ranking.train import fit, predict
 

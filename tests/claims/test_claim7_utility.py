@@ -22,7 +22,8 @@ import torch
 from claim_setup import encoded_split, oracle_gap, record
 from ranking.nn.multitask import MMoE
 from ranking.simulate import AdLogConfig
-from ranking.train import entropy_weights, fit, predict
+from ranking.objective import entropy_weights
+from ranking.train import fit, predict
 from ranking.utility import feed_requests, top_slot_share, top_slots, utility
 
 RANKED = ("click", "save", "hide")

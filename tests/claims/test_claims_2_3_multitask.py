@@ -18,7 +18,8 @@ from ranking.batches import subset
 from ranking.nn import EmbeddingMLP
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.simulate import TASKS
-from ranking.train import entropy_weights, fit, predict, task_rates
+from ranking.objective import entropy_weights, task_rates
+from ranking.train import fit, predict
 
 RECIPE = dict(epochs=10, patience=2, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False,
               start_at_base_rate=True)

@@ -115,7 +115,7 @@ def test_claim9_resilient_batch_norm_survives_the_outage(next_day_ne, record_pro
     record(record_property, 1 - next_day_ne["resilient"] / clean, -0.15, kind="no worse than",
            effect_fill_masked=1 - next_day_ne["fill_masked"] / clean,
            **{f"ne_{name.replace(' ', '_').replace(',', '')}": ne for name, ne in next_day_ne.items()})
-    # the seed's steps: no explosion, within 15% (measured +8%, the cost of training on the broken day)
+    # the write-up's steps: no explosion, within 15% (measured +8%, the cost of training on the broken day)
     assert next_day_ne["resilient"] < 1.15 * clean
     # with masked columns read as their running mean in training: the chapter's 1%
     # (measured +0.8%), with a margin

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from ranking.batches import Batches, num_rows, subset, to_device
+from ranking.batches import Batches, subset, to_device
+from ranking.checks import num_rows
 from ranking.history import EventHistory
 from sequence_reference import random_log, reference_sequences
 

@@ -229,13 +229,13 @@ def test_errors(smoke):
 
 
 def test_largest_output_reports_nan_as_infinite(smoke):
-    from ranking.continuous import _largest_output
+    from ranking.continuous import largest_output
 
     encoder, days = smoke
     model = build(encoder)
     layer = torch.nn.Identity()
     handle = model.register_forward_hook(lambda module, args, output: layer(torch.tensor([1.0, float("nan")])))
     try:
-        assert _largest_output(layer, model, days[0], 4096) == float("inf")
+        assert largest_output(layer, model, days[0], 4096) == float("inf")
     finally:
         handle.remove()

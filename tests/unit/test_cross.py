@@ -140,31 +140,6 @@ def test_embedding_mlp_default_keeps_its_parameters():
     assert with_norm(make_batch())["click"].shape == (8,)
 
 
-def _as_old_checkpoint(state_dict: dict) -> dict:
-    """A state dict as saved before ModelInput: the input's parts at the model's top level."""
-    return {key.removeprefix("input."): value for key, value in state_dict.items()}
-
-
-@pytest.mark.parametrize("build", [
-    lambda: EmbeddingMLP(CARDINALITIES, 4, dense_normalization="batch"),
-    lambda: DCNv2(CARDINALITIES, 4, cross_layers=2, hidden=(8,), dense_normalization="batch"),
-])
-def test_checkpoints_from_before_the_shared_input_still_load(build):
-    torch.manual_seed(0)
-    trained = build()
-    trained.train()
-    trained(make_batch())                       # moves the BatchNorm running statistics off their start
-    old = _as_old_checkpoint(trained.state_dict())
-    assert any(key.startswith("embedding.tables.") for key in old)
-    assert any(key.startswith("dense_input.norm.running_mean") for key in old)
-    torch.manual_seed(1)
-    restored = build()
-    restored.load_state_dict(old)               # strict: every key must find its parameter
-    trained.eval(), restored.eval()
-    torch.testing.assert_close(restored(make_batch())["click"], trained(make_batch())["click"])
-    assert set(old) != set(restored.state_dict())   # and it saves in the new layout
-
-
 @pytest.mark.parametrize("build, match", [
     (lambda: CrossNetV2(0, 2), "input_dim"),
     (lambda: CrossNetV2(4, -1), "num_layers"),

@@ -61,7 +61,7 @@ def test_shard_covers_every_row_exactly_once():
 
 @pytest.mark.parametrize("rank, world_size, match", [
     (2, 2, "rank must be in"), (-1, 2, "rank must be in"), (0, 0, "world_size"),
-    (0, 1.0, "world_size must be an integer"), (True, 2, "rank must be an integer"),
+    (0, 1.0, "world_size must be a positive integer"), (True, 2, "rank must be an integer"),
 ])
 def test_shard_rejects_a_bad_rank_or_world_size(rank, world_size, match):
     with pytest.raises(ValueError, match=match):

@@ -271,9 +271,9 @@ def test_single_class_raises():
 
 @pytest.mark.parametrize("n_bins", [0, -3, 2.5, True])
 def test_bad_n_bins_raises(n_bins):
-    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
         ece([0, 1], [0.2, 0.8], n_bins=n_bins)
-    with pytest.raises(ValueError, match="n_bins must be an integer >= 1"):
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
         calibration_table([0, 1], [0.2, 0.8], n_bins=n_bins)
 
 

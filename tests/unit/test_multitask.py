@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ranking.nn.heads import set_output_bias
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.train import fit, predict
 from tiny_batch import CARDINALITIES, make_batch
@@ -39,7 +40,7 @@ def test_shared_bottom_tasks_see_the_same_bottom_output():
 
 def test_mmoe_gates_are_distributions_over_the_experts_and_differ_per_task():
     model = MMoE(CARDINALITIES, n_dense=4, tasks=TASKS, embedding_dim=4, n_experts=3)
-    weights = model.gate_weights(make_batch())
+    weights = model.gate_weights(model.input(make_batch()))
     for task in TASKS:
         assert weights[task].shape == (8, 3)
         assert torch.all(weights[task] >= 0)
@@ -51,7 +52,7 @@ def test_mmoe_output_is_the_gate_weighted_mix_of_the_experts():
     model = MMoE(CARDINALITIES, n_dense=4, tasks=("click",), embedding_dim=4, n_experts=2, tower=())
     batch = make_batch()
     x = model.input(batch)
-    weights = model.gate_weights(batch)["click"]                          # (8, 2)
+    weights = model.gate_weights(x)["click"]                              # (8, 2)
     mixed = weights[:, :1] * model.experts[0](x) + weights[:, 1:] * model.experts[1](x)
     torch.testing.assert_close(model(batch)["click"], model.towers["click"](mixed).squeeze(-1))
 
@@ -87,7 +88,7 @@ def test_set_output_bias_moves_only_that_tasks_logit(model_class, tower):
     model = model_class(CARDINALITIES, n_dense=4, tasks=TASKS, embedding_dim=4, tower=tower)
     batch = make_batch()
     before = {task: logit.detach() for task, logit in model(batch).items()}
-    model.set_output_bias("save", -4.0)
+    set_output_bias(model, "save", -4.0)
     with torch.no_grad():
         after = model(batch)
     torch.testing.assert_close(after["click"], before["click"])

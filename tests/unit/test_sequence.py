@@ -191,7 +191,7 @@ def test_a_sequence_model_learns_what_only_the_sequence_shows(name):
     assert auc(y, predict(baseline, test)["click"]) < 0.56    # measured 0.51
 
 
-# ------------------------------------------------------------------ parts and the zoo
+# ---------------------------------------------------- parts and the sequence models
 def test_event_parts_choose_what_an_event_is_made_of():
     batch = make_batch()
     torch.manual_seed(0)
@@ -229,7 +229,7 @@ def smoke_encoder():
 @pytest.mark.parametrize("name", ["sum", "interval", "transformer", "transformer + fusion", "din",
                                   "long-short"])
 def test_every_rung_of_the_ladder_scores_the_log(smoke_encoder, name):
-    from ranking.nn.sequence.zoo import LADDER, build_sequence_model
+    from ranking.sequence_models import LADDER, build_sequence_model
 
     assert name in LADDER
     logs, encoder, data = smoke_encoder
@@ -239,9 +239,9 @@ def test_every_rung_of_the_ladder_scores_the_log(smoke_encoder, name):
     assert logits.shape == (64,) and torch.isfinite(logits).all()
 
 
-def test_the_zoo_refuses_unknown_names_and_encoders_without_a_sequence(smoke_encoder):
+def test_sequence_models_refuse_unknown_names_and_encoders_without_a_sequence(smoke_encoder):
     from ranking.features import FeatureEncoder, FeatureSpec
-    from ranking.nn.sequence.zoo import build_sequence_model, build_summarizer
+    from ranking.sequence_models import build_sequence_model, build_summarizer
 
     logs, encoder, _ = smoke_encoder
     with pytest.raises(ValueError, match="unknown sequence model"):

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ranking.nn.heads import set_output_bias
 from ranking.nn.towers import MultiTower
 from tiny_batch import CARDINALITIES, make_batch
 
@@ -43,7 +44,7 @@ def test_bad_arguments_raise(build, match):
 
 def test_set_output_bias_sets_every_surface_tower():
     model = MultiTower(CARDINALITIES, n_dense=4, tasks=("click", "save"), embedding_dim=4)
-    model.set_output_bias("save", -3.0)
+    set_output_bias(model, "save", -3.0)
     for towers in model.towers:
         assert towers["save"][-1].bias.detach().item() == -3.0
         assert towers["click"][-1].bias.detach().item() != -3.0

@@ -10,8 +10,8 @@ import torch
 from ranking.batches import subset
 from ranking.history import EventHistory
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
-from ranking.train import (FitResult, entropy_weights, evaluate_loss, fit, predict, task_loss_sums,
-                           task_rates)
+from ranking.objective import entropy_weights, task_loss_sums, task_rates
+from ranking.train import FitResult, evaluate_loss, fit, predict
 from sequence_reference import random_log, reference_sequences
 
 torch.set_num_threads(1)
@@ -140,7 +140,7 @@ def test_task_mask_makes_labels_outside_the_mask_irrelevant(data):
     clean, noisy = weights_after_fit(train, masked), weights_after_fit(corrupted, masked)
     assert all(torch.equal(clean[key], noisy[key]) for key in clean)
     clean, noisy = weights_after_fit(train, None), weights_after_fit(corrupted, None)
-    assert not torch.equal(clean["bias"], noisy["bias"])
+    assert not torch.equal(clean["intercept.logit"], noisy["intercept.logit"])
 
 
 def test_zero_task_weight_leaves_that_head_untouched(data):
@@ -311,7 +311,7 @@ def test_start_at_base_rate_needs_a_model_that_can_set_its_bias(data):
         def forward(self, batch):
             return {"click": batch["dense"] @ self.weight}
 
-    with pytest.raises(TypeError, match="set_output_bias"):
+    with pytest.raises(TypeError, match="NoBias has no TaskHeads"):
         fit(NoBias(), train, start_at_base_rate=True, progress=False)
 
 

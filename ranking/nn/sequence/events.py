@@ -20,17 +20,17 @@ PARTS = ("item", "category", "action", "pretrained")
 item's frozen pretrained embedding."""
 CONNECTIONS = ("sum", "concat")
 """How an event's parts are joined: summed (each part already has the event's width) or
-concatenated and mapped to that width by a linear layer (the seed's "feature connection")."""
+concatenated and mapped to that width by a linear layer (the write-up's "feature connection")."""
 
 
 class EventEmbedding(nn.Module):
-    """(B, L) event ids -> (B, L, dim) event vectors and the (B, L) mask of real events.
+    """(B, L) event ids -> (B, L, V) event vectors and the (B, L) mask of real events (V = dim).
 
     Sequence slots hold ids shifted by one, so 0 is padding (no event). Each part
     of an event (item, category, action, pretrained embedding) becomes a
     ``dim``-wide vector; ``connection`` sums them, or concatenates them and maps
     the result to ``dim``. With ``interactions`` every event also carries how it
-    relates to the candidate ad, the seed's "extra feature interaction": the
+    relates to the candidate ad, the write-up's "extra feature interaction": the
     cosine of their pretrained embeddings and whether their categories agree.
     ``parts`` keeps a subset of ``PARTS`` (to measure what each is worth).
     """
@@ -77,22 +77,22 @@ class EventEmbedding(nn.Module):
             cosine = (self.pretrained[items] * candidate[:, None, :]).sum(-1)  # (B, L)
             same = batch["seq_category"] == (batch["category"] + 1)[:, None]  # (B, L)
             pair = torch.stack([cosine, same.to(cosine.dtype)], dim=-1)   # (B, L, 2)
-            parts.append(self.interaction_projection(pair))             # (B, L, dim)
+            parts.append(self.interaction_projection(pair))             # (B, L, V)
         mask = items > 0                                                # (B, L)
-        return self._connect(parts) * mask.unsqueeze(-1), mask
+        return self.connect(parts) * mask.unsqueeze(-1), mask
 
     def candidate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The candidate item as an event of its own, in the same space: (B, dim)."""
+        """The candidate item as an event of its own, in the same space: (B, V)."""
         item = batch["item_id"] + 1
         parts = self._parts(item, batch["category"] + 1, torch.full_like(item, self.candidate_action))
         if self.interactions:                     # a candidate is identical to itself
             parts.append(self.interaction_projection(parts[0].new_ones(item.shape[0], 2)))
-        return self._connect(parts)
+        return self.connect(parts)
 
     def _parts(self, item: torch.Tensor, category: torch.Tensor, action: torch.Tensor) -> list:
         vectors = []
         if "item" in self.parts:
-            vectors.append(self.item(item))                            # (..., dim)
+            vectors.append(self.item(item))                            # (..., V)
         if "category" in self.parts:
             vectors.append(self.category(category))
         if "action" in self.parts:
@@ -102,14 +102,15 @@ class EventEmbedding(nn.Module):
             vectors.append(self.pretrained_projection(self.pretrained)[item])
         return vectors
 
-    def _connect(self, parts: list[torch.Tensor]) -> torch.Tensor:
+    def connect(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """An event's parts as one vector: their sum, or their join mapped to V."""
         if self.join is None:
-            return sum(parts[1:], parts[0])                            # (..., dim)
-        return self.join(torch.cat(parts, dim=-1))                     # (..., dim)
+            return sum(parts[1:], parts[0])                            # (..., V)
+        return self.join(torch.cat(parts, dim=-1))                     # (..., V)
 
 
 class TimeDeltaEmbedding(nn.Module):
-    """Hours since an event -> a learned vector per log2 bucket: 0-1 h, 1-3 h, 3-7 h, ... (B, L, dim).
+    """Hours since an event -> a learned vector per log2 bucket: 0-1 h, 1-3 h, 3-7 h, ... (B, L, V).
 
     The position of an event in a user's sequence says little (a heavy user's
     tenth event is an hour old, a light user's a week); how long ago it happened

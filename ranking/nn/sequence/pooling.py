@@ -1,8 +1,8 @@
 """Pooling a user's events into one vector: the cheap summaries.
 
 Every summarizer in ``ranking.nn.sequence`` takes the same inputs (the event
-vectors (B, L, D), the mask of real events (B, L), the candidate's vector
-(B, D) and each event's age in hours (B, L)) and returns (B, output_dim).
+vectors (B, L, V), the mask of real events (B, L), the candidate's vector
+(B, V) and each event's age in hours (B, L)) and returns (B, Z), Z = output_dim.
 Padding vectors are zero (``EventEmbedding`` masks them), but every summarizer
 masks again, so none depends on that.
 """
@@ -16,7 +16,7 @@ from torch import nn
 
 
 class SumPooling(nn.Module):
-    """The sum of the user's event vectors: sum_j mask_j * e_j, (B, D)."""
+    """The sum of the user's event vectors: sum_j mask_j * e_j, (B, V)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -24,11 +24,11 @@ class SumPooling(nn.Module):
 
     def forward(self, events: torch.Tensor, mask: torch.Tensor, candidate: torch.Tensor,
                 delta_hours: torch.Tensor) -> torch.Tensor:
-        return (events * mask.unsqueeze(-1)).sum(dim=1)               # (B, D)
+        return (events * mask.unsqueeze(-1)).sum(dim=1)               # (B, V)
 
 
 class IntervalSumPooling(nn.Module):
-    """Sum pooling within time intervals, concatenated: (B, D * n_intervals).
+    """Sum pooling within time intervals, concatenated: (B, V * K) for K intervals.
 
     With bounds (1, 24, 168) hours the intervals are the last hour, the rest of
     the day, the rest of the week and everything older: the model sees what the
@@ -49,5 +49,5 @@ class IntervalSumPooling(nn.Module):
         sums = []
         for k in range(self.n_intervals):
             inside = mask & (interval == k)                                          # (B, L)
-            sums.append((events * inside.unsqueeze(-1)).sum(dim=1))                   # (B, D)
-        return torch.cat(sums, dim=1)                                                # (B, D * K)
+            sums.append((events * inside.unsqueeze(-1)).sum(dim=1))                   # (B, V)
+        return torch.cat(sums, dim=1)                                                # (B, V * K)

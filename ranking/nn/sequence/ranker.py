@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ... import checks
+from ..heads import TaskHeads
 from ..inputs import ModelInput
 from ..mlp import MLP
-from ..models import _check_tasks, _LinearHeads
 from .events import EventEmbedding
 
 
-class SequenceRanker(_LinearHeads):
+class SequenceRanker(nn.Module):
     """[ModelInput, candidate as an event, summarizer(events)] -> MLP -> a linear head per task.
 
     ``summarizer`` is any module of ``ranking.nn.sequence`` (sum pooling,
@@ -25,20 +26,19 @@ class SequenceRanker(_LinearHeads):
                  summarizer: nn.Module, tasks: Sequence[str] = ("click",), embedding_dim: int = 16,
                  hidden: Sequence[int] = (256, 128)):
         super().__init__()
-        self.tasks = _check_tasks(tasks)
+        self.tasks = checks.task_names(tasks)
         self.input = ModelInput(cardinalities, n_dense, embedding_dim)
         self.events = events
         self.summarizer = summarizer
         width = self.input.output_dim + events.dim + summarizer.output_dim
         self.mlp = MLP(width, hidden)
-        self.heads = nn.ModuleDict({task: nn.Linear(self.mlp.output_dim, 1) for task in self.tasks})
+        self.heads = TaskHeads(self.mlp.output_dim, self.tasks)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.input(batch)                                          # (B, F * E + D)
-        events, mask = self.events(batch)                      # (B, L, De), (B, L)
-        candidate = self.events.candidate(batch)                       # (B, De)
+        x = self.input(batch)                                   # (B, X)
+        events, mask = self.events(batch)                       # (B, L, V), (B, L)
+        candidate = self.events.candidate(batch)                # (B, V)
         summary = self.summarizer(events, mask, candidate,
-                                  batch["seq_delta_hours"])            # (B, S)
-        h = self.mlp(torch.cat([x, candidate, summary], dim=1))        # (B, H)
-        return {task: head(h).squeeze(-1)                              # each (B,)
-                for task, head in self.heads.items()}
+                                  batch["seq_delta_hours"])     # (B, Z)
+        h = self.mlp(torch.cat([x, candidate, summary], dim=1)) # (B, H)
+        return self.heads(h)                                    # {task: (B,)}

@@ -11,7 +11,7 @@ from ..mlp import MLP
 
 
 class TargetAttention(nn.Module):
-    """sum_j mask_j * a(e_j, c) * e_j, with a(e, c) = MLP([e, c, e - c, e * c]) -> a scalar: (B, D).
+    """sum_j mask_j * a(e_j, c) * e_j, with a(e, c) = MLP([e, c, e - c, e * c]) -> a scalar: (B, V).
 
     The weights are not normalized (no softmax), as in the DIN paper: a user
     with many events like the candidate gets a larger vector than a user with
@@ -39,4 +39,4 @@ class TargetAttention(nn.Module):
                        + self.candidate_term(candidate).unsqueeze(1)    # (B, 1, W)
                        + self.product_term(events * candidate.unsqueeze(1)))
         weight = self.score(first_layer).squeeze(-1) * mask             # (B, L)
-        return (weight.unsqueeze(-1) * events).sum(dim=1)               # (B, D)
+        return (weight.unsqueeze(-1) * events).sum(dim=1)               # (B, V)

@@ -1,6 +1,6 @@
 """A Transformer over the user's events, with time-delta positions and optional early fusion.
 
-The seed's baseline: self-attention over the sequence, each event tagged with
+The sequence write-up's baseline: self-attention over the sequence, each event tagged with
 how long ago it happened. With ``early_fusion`` the candidate ad joins the
 sequence as one more token, so every event is compared with it inside the
 attention, not only after the sequence is squeezed into one vector.
@@ -13,6 +13,7 @@ import math
 import torch
 from torch import nn
 
+from ... import checks
 from .events import TimeDeltaEmbedding
 
 POSITIONS = ("time", "order", "none")
@@ -21,7 +22,7 @@ rank in the sequence (1st most recent, 2nd, ...), or nothing."""
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention that gives padding exactly zero weight: (B, T, D) -> (B, T, D)."""
+    """Multi-head self-attention that gives padding exactly zero weight: (B, L, V) -> (B, L, V)."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -32,16 +33,16 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)                                 # 3 x (B, T, D)
-        q, k, v = (t.view(B, T, self.heads, D // self.heads).transpose(1, 2)
-                   for t in (q, k, v))                                         # (B, H, T, D/H)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(D // self.heads)          # (B, H, T, T)
+        (B, L, V), A = x.shape, self.heads                                     # A heads
+        q, k, v = self.qkv(x).split(V, dim=2)                                 # 3 x (B, L, V)
+        q, k, v = (t.view(B, L, A, V // A).transpose(1, 2)
+                   for t in (q, k, v))                                         # (B, A, L, V/A)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(V // A)                   # (B, A, L, L)
         # The dtype's smallest number, not -inf (a row of -inf is NaN) nor -1e9 (overflows
         # fp16): after the softmax a padding key weighs exactly 0 next to any real key.
         scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
-        weights = torch.softmax(scores, dim=-1)                                # (B, H, T, T)
-        mixed = (weights @ v).transpose(1, 2).reshape(B, T, D)                 # (B, T, D)
+        weights = torch.softmax(scores, dim=-1)                                # (B, A, L, L)
+        mixed = (weights @ v).transpose(1, 2).reshape(B, L, V)                 # (B, L, V)
         return self.out(mixed)
 
 
@@ -55,12 +56,12 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.norm1(x), mask)                            # (B, T, D)
-        return x + self.mlp(self.norm2(x))                                     # (B, T, D)
+        x = x + self.attention(self.norm1(x), mask)                            # (B, L, V)
+        return x + self.mlp(self.norm2(x))                                     # (B, L, V)
 
 
 class TimeAwareTransformer(nn.Module):
-    """Events (+ positions) -> Transformer blocks -> [first output, mean of event outputs]: (B, 2D).
+    """Events (+ positions) -> Transformer blocks -> [first output, mean of event outputs]: (B, 2V).
 
     The first output is the candidate's token with ``early_fusion``, else the
     most recent event's. Outputs of padding slots never reach the summary, and
@@ -72,8 +73,7 @@ class TimeAwareTransformer(nn.Module):
         super().__init__()
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
-        if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-            raise ValueError(f"layers must be a positive integer, got {layers!r}")
+        checks.positive_int("layers", layers)
         self.positions, self.early_fusion = positions, early_fusion
         if positions == "time":
             self.position = TimeDeltaEmbedding(dim)
@@ -87,21 +87,21 @@ class TimeAwareTransformer(nn.Module):
     def forward(self, events: torch.Tensor, mask: torch.Tensor, candidate: torch.Tensor,
                 delta_hours: torch.Tensor) -> torch.Tensor:
         B, L, _ = events.shape
-        x = events                                                             # (B, L, D)
+        x = events                                                             # (B, L, V)
         if self.positions == "time":
             x = x + self.position(delta_hours)
         elif self.positions == "order":
             x = x + self.position(torch.arange(L, device=x.device)).unsqueeze(0)
         if self.early_fusion:                           # the candidate is token 0, never padding
-            x = torch.cat([candidate.unsqueeze(1), x], dim=1)                  # (B, 1 + L, D)
+            x = torch.cat([candidate.unsqueeze(1), x], dim=1)                  # (B, 1 + L, V)
             mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         for block in self.blocks:
             x = block(x, mask)
         x = self.norm(x)
         if self.early_fusion:
-            first, x, mask = x[:, 0], x[:, 1:], mask[:, 1:]                    # (B, D), (B, L, D)
+            first, x, mask = x[:, 0], x[:, 1:], mask[:, 1:]                    # (B, V), (B, L, V)
         else:
             first = x[:, 0] * mask[:, :1]                                      # most recent event
         weight = mask.unsqueeze(-1).to(x.dtype)                                # (B, L, 1)
-        mean = (x * weight).sum(1) / weight.sum(1).clamp(min=1)                # (B, D)
-        return torch.cat([first, mean], dim=1)                                 # (B, 2D)
+        mean = (x * weight).sum(1) / weight.sum(1).clamp(min=1)                # (B, V)
+        return torch.cat([first, mean], dim=1)                                 # (B, 2V)

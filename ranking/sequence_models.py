@@ -13,16 +13,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...batches import TensorDict
-from ...features import FeatureEncoder
-from ...simulate import ACTIONS, AdLogs
-from ...train import FitResult, fit
-from .events import PARTS, EventEmbedding
-from .long_short import LongShort
-from .pooling import IntervalSumPooling, SumPooling
-from .ranker import SequenceRanker
-from .target_attention import TargetAttention
-from .transformer import TimeAwareTransformer
+from .checks import TensorDict
+from .features import FeatureEncoder
+from .nn.sequence import (PARTS, EventEmbedding, IntervalSumPooling, LongShort,
+                          SequenceRanker, SumPooling, TargetAttention, TimeAwareTransformer)
+from .simulate import ACTIONS, AdLogs
+from .train import FitResult, fit
 
 LADDER = ("sum", "interval", "transformer", "transformer + fusion", "din",
           "long-short")
