@@ -93,8 +93,8 @@ student: $(STAMP)
 # (smoke, book or gpu; generated once, cached in data/). Each writes
 # benchmarks/results/<name>-<cpu|gpu>.json naming the machine. On a GPU machine the larger
 # batches and the wide inference model are timed too; without one they are left out (the
-# wide model alone takes about ten minutes on a 2-core CPU). The *_probe.py scripts are
-# one-off experiments that chapters cite: run them by hand (README, "Benchmarks").
+# wide model alone takes about ten minutes on a 2-core CPU). The experiments behind the
+# chapters' figures (experiments/) are run by hand (README, "Benchmarks and experiments").
 BENCH_SCALE ?= book
 BENCH_GPU = $(shell $(PY) -c "import torch; print(int(torch.cuda.is_available()))")
 BENCH_DEVICE = $(if $(filter 1,$(BENCH_GPU)),gpu,cpu)

@@ -10,6 +10,9 @@ operation per tensor. Both are timed over the same rows, batch size and data.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import time
@@ -17,7 +20,8 @@ import time
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.batches import Batches
 from ranking.features import FeatureEncoder, FeatureSpec
 from ranking.simulate import AdLogConfig, load_or_simulate
@@ -70,7 +74,7 @@ def main() -> None:
               "dataloader_examples_per_s": round(loader_rate),
               "speedup": round(tensor_rate / loader_rate, 1)}
     print(json.dumps({k: v for k, v in result.items() if k != "tensors"}, indent=1))
-    print("wrote", write_result("batching", result))
+    print("wrote", write_result("batching", result, __file__))
 
 
 if __name__ == "__main__":

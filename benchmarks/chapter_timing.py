@@ -25,7 +25,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 
@@ -110,7 +111,7 @@ def main() -> None:
                                                               Path(scratch)), notebooks))
     result = {"scale": args.scale, "parallel": args.parallel, "timeout_s": args.timeout,
               "runs": runs}
-    print("wrote", write_result(f"chapter_timing_{args.scale}", result))
+    print("wrote", write_result(f"chapter_timing_{args.scale}", result, __file__))
 
 
 if __name__ == "__main__":

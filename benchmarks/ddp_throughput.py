@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.nn import EmbeddingMLP
 from ranking.simulate import AdLogConfig, load_or_simulate
@@ -107,7 +108,7 @@ def main() -> None:
                       "DDP x1 is fit bit for bit; DDP x2 adds the same sums in another order, "
                       "and Adam amplifies that rounding over hundreds of steps (plain fit on 1 "
                       "vs 2 threads drifts as much), so it can differ in the 4th decimal."}
-    print("wrote", write_result("ddp_throughput", result))
+    print("wrote", write_result("ddp_throughput", result, __file__))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ the matrix multiplies are large enough for tensor cores to matter.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import copy
 import statistics
@@ -30,7 +33,8 @@ import time
 
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.batches import subset
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.nn import DCNv2, EmbeddingMLP
@@ -134,7 +138,7 @@ def main() -> None:
                         print(f"{size:<5} {name:<13} {mode:<14} batch {batch_size:>6}: {ms:8.3f} ms, "
                               f"max |dp| {runs[-1]['max_abs_diff_vs_fp32']:.2e}", flush=True)
     result = {"scale": args.scale, "test_rows": n_test, "tf32": False, "sizes": SIZES, "runs": runs}
-    print("wrote", write_result("inference_precision", result))
+    print("wrote", write_result("inference_precision", result, __file__))
 
 
 if __name__ == "__main__":

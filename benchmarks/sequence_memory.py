@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def main() -> None:
     def record(result: dict) -> None:   # written after every run: a long one may be cut off
         runs.append(result)
         write_result("sequence_memory", {"batch_size": args.batch_size,
-                                         "batches_timed": args.batches, "runs": runs})
+                                         "batches_timed": args.batches, "runs": runs}, __file__)
 
     for scale in args.scale or ["book"]:
         with tempfile.TemporaryDirectory() as data_dir:
@@ -149,7 +150,7 @@ def main() -> None:
                                          args.batch_size, args.batches))
     print("wrote", write_result("sequence_memory", {"batch_size": args.batch_size,
                                                     "batches_timed": args.batches,
-                                                    "runs": runs}))
+                                                    "runs": runs}, __file__))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ difference from eager.
 
 from __future__ import annotations
 
+import sys
+
 import argparse
 import os
 import tempfile
@@ -36,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.calibration import PlattScaling
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.nn import DCNv2, EmbeddingMLP
@@ -195,7 +198,7 @@ def main() -> None:
               "repeats": args.repeats, "threads": torch.get_num_threads(),
               "models": {name: config for name, (_, config) in MODELS.items()},
               "costs": costs, "runs": runs}
-    print("wrote", write_result("serving_latency", result))
+    print("wrote", write_result("serving_latency", result, __file__))
 
 
 if __name__ == "__main__":

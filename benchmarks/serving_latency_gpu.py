@@ -25,6 +25,8 @@ probability difference from the GPU fp32 eager run.
 
 from __future__ import annotations
 
+import sys
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -32,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.serve import load_ranker
 from ranking.simulate import AdLogConfig
 from serving_latency import MODELS, encoded_log, make_requests, percentiles_ms, train_and_save
@@ -124,7 +127,7 @@ def main() -> None:
     result = {"scale": args.scale, "n_items": AdLogConfig.preset(args.scale).n_items, "repeats": args.repeats,
               "tf32": False, "models": {name: config for name, (_, config) in MODELS.items()},
               "runs": runs}
-    print("wrote", write_result("serving_latency_gpu", result))
+    print("wrote", write_result("serving_latency_gpu", result, __file__))
 
 
 if __name__ == "__main__":

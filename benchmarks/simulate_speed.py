@@ -8,13 +8,17 @@ each scale is measured on its own.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import multiprocessing
 import resource
 import time
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 
 
 def _measure(scale: str, seed: int, queue) -> None:
@@ -44,7 +48,7 @@ def main() -> None:
         process.join()
         print(json.dumps(result))
         runs.append(result)
-    print("wrote", write_result("simulate_speed", {"runs": runs}))
+    print("wrote", write_result("simulate_speed", {"runs": runs}, __file__))
 
 
 if __name__ == "__main__":

@@ -14,11 +14,15 @@ without them it is several times slower than fp32.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.batches import subset
 from ranking.features import FeatureEncoder, FeatureSpec
 from ranking.nn import DCNv2, EmbeddingMLP
@@ -86,7 +90,7 @@ def main() -> None:
               "epochs": args.epochs, "cpu_bf16_instructions": cpu_bf16_instructions(),
               "features": {"categorical": list(encoder.spec.categorical), "n_dense": encoder.n_dense},
               "runs": runs}
-    print("wrote", write_result("train_throughput", result))
+    print("wrote", write_result("train_throughput", result, __file__))
 
 
 if __name__ == "__main__":

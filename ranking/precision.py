@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import checks
 from .batches import to_device
 from .checks import TensorDict, num_rows
 from .nn.cross import CrossNetV2
@@ -51,11 +52,6 @@ def dtype_table() -> pd.DataFrame:
                       "epsilon": info.eps,
                       "decimal digits": round(-math.log10(info.resolution))}
     return pd.DataFrame(rows).T.rename_axis("format")
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in PRECISION_MODES:
-        raise ValueError(f"mode must be one of {list(PRECISION_MODES)}, got {mode!r}")
 
 
 class CastModel(nn.Module):
@@ -88,7 +84,7 @@ def run_in(model: nn.Module, mode: str) -> Iterator[nn.Module]:
     Autocast modes yield ``model`` inside an autocast block; weight modes yield a
     ``CastModel`` copy (the original is not touched).
     """
-    _check_mode(mode)
+    checks.one_of("mode", mode, PRECISION_MODES)
     if mode.endswith(" weights"):
         yield CastModel(model, DTYPES[mode.split()[0]])
         return
@@ -100,7 +96,7 @@ def run_in(model: nn.Module, mode: str) -> Iterator[nn.Module]:
 
 def predict_in(model: nn.Module, data: TensorDict, mode: str, **predict_options) -> dict[str, np.ndarray]:
     """``ranking.train.predict`` in one of ``PRECISION_MODES`` (weight modes score a cast copy)."""
-    _check_mode(mode)
+    checks.one_of("mode", mode, PRECISION_MODES)
     if mode.endswith(" weights"):
         return predict(CastModel(model, DTYPES[mode.split()[0]]), data, **predict_options)
     return predict(model, data, precision=mode, **predict_options)
@@ -146,7 +142,7 @@ def activation_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") -
     NaN) and first_non_finite (True on the first module whose output holds one:
     where the trouble starts). Forward hooks read every output on the way.
     """
-    _check_mode(mode)
+    checks.one_of("mode", mode, PRECISION_MODES)
     num_rows(batch, "batch")
     batch = to_device(batch, next(model.parameters()).device)
     rows: list[dict] = []
@@ -184,7 +180,7 @@ def cross_layer_report(model: nn.Module, batch: TensorDict, mode: str = "fp32") 
     entry, and dtype. The cross layer's x0 * (W x_l + b) multiplies by the
     input once per layer, so a large input grows like a power of itself.
     """
-    _check_mode(mode)
+    checks.one_of("mode", mode, PRECISION_MODES)
     cross = getattr(model, "cross", None)
     if not isinstance(cross, CrossNetV2):
         raise TypeError(f"{type(model).__name__} has no CrossNetV2 at .cross")

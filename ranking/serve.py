@@ -122,8 +122,7 @@ class Ranker:
             raise TypeError(f"surface must be a string, got {type(surface).__name__}")
         if surface not in SURFACES:
             raise ValueError(f"unknown surface {surface!r}: allowed {SURFACES}")
-        if unknown not in UNKNOWN_POLICIES:
-            raise ValueError(f"unknown must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+        checks.one_of("unknown", unknown, UNKNOWN_POLICIES)
         items = _check_item_ids(item_ids)
         context = self._check_context(context, surface, len(items))
         known_user = 0 <= user_id < len(self.tables["user_follower_count"])

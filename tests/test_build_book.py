@@ -62,7 +62,7 @@ def test_chapter_dependencies_follow_their_imports():
 @pytest.fixture()
 def repo_copy(tmp_path: Path) -> Path:
     """The package, chapters, recorded results and requirement files, in a folder the test may change."""
-    for folder in ("ranking", "book", "benchmarks/results"):
+    for folder in ("ranking", "book", "benchmarks/results", "experiments/results"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("requirements.txt", "requirements-dev.txt", "pyproject.toml", "_toc.yml", "_config.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
@@ -97,7 +97,7 @@ def test_what_else_re_executes_which_chapters(repo_copy):
     _append(repo_copy / "benchmarks" / "results" / "train_throughput-cpu.json", "\n")
     assert _changed(before, _keys(repo_copy)) == {"03_deep_model.ipynb"}
     before = _keys(repo_copy)
-    _append(repo_copy / "benchmarks" / "results" / "sequence_ablations-cpu.json", "\n")
+    _append(repo_copy / "experiments" / "results" / "sequence_ablations-cpu.json", "\n")
     assert _changed(before, _keys(repo_copy)) == {"06_sequences.ipynb"}
     before = _keys(repo_copy)
     _append(repo_copy / "ranking" / "nn" / "sequence" / "target_attention.py", "# DIN\n")

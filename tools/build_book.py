@@ -31,7 +31,6 @@ import argparse
 import fnmatch
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -44,6 +43,7 @@ import nbformat
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
 from notebook_deps import execution_key  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,20 +232,6 @@ def render(root: Path, strict: bool) -> None:
     if executed_itself:
         print("book: warning: Jupyter Book executed a notebook itself: its cached outputs did not match",
               flush=True)
-
-
-def machine() -> dict:
-    """The processor, cores and Python the build ran on."""
-    processor = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"processor": processor, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
 
 
 def build(root: Path, scale: str, workers: int, force: bool = False, strict: bool = False,

@@ -2,7 +2,7 @@
 
 Every claim test simulates its log(s) with ``generator_seed()``: 0 unless
 ``RANKING_CLAIM_SEED`` says otherwise, so ``RANKING_CLAIM_SEED=1 pytest tests/claims``
-re-measures every claim on a second log (``benchmarks/claim_verdicts.py`` does that
+re-measures every claim on a second log (``experiments/claim_verdicts.py`` does that
 per seed). Model and training seeds do not change with it.
 """
 

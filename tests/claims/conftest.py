@@ -1,7 +1,7 @@
 """The claim tests' marker: ``@pytest.mark.claim(n)`` names the book's claim (1 to 11) a test measures.
 
 The number is copied into the test's properties when it is collected, so a
-junit XML report (``--junitxml``, read by ``benchmarks/claim_verdicts.py``)
+junit XML report (``--junitxml``, read by ``experiments/claim_verdicts.py``)
 says which claim every test is about, even one that errors before it measures.
 What a test measured it records itself, with pytest's ``record_property``.
 """

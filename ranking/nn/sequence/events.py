@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ... import checks
+
 PARTS = ("item", "category", "action", "pretrained")
 """What an event can be made of: its item id, the item's category, the action, and the
 item's frozen pretrained embedding."""
@@ -42,8 +44,7 @@ class EventEmbedding(nn.Module):
         unknown = set(parts) - set(PARTS)
         if not parts or unknown:
             raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
-        if connection not in CONNECTIONS:
-            raise ValueError(f"connection must be one of {CONNECTIONS}, got {connection!r}")
+        checks.one_of("connection", connection, CONNECTIONS)
         if pretrained.dim() != 2 or pretrained.shape[0] != n_items:
             raise ValueError(f"pretrained must be ({n_items}, P), one row per item; "
                              f"got {tuple(pretrained.shape)}")

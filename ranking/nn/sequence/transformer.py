@@ -71,8 +71,7 @@ class TimeAwareTransformer(nn.Module):
     def __init__(self, dim: int, layers: int = 1, heads: int = 1, positions: str = "time",
                  early_fusion: bool = False, max_length: int = 512):
         super().__init__()
-        if positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
+        checks.one_of("positions", positions, POSITIONS)
         checks.positive_int("layers", layers)
         self.positions, self.early_fusion = positions, early_fusion
         if positions == "time":

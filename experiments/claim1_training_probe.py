@@ -1,6 +1,6 @@
 """Probe for claim 1, part 2: which training setup lets EmbeddingMLP / DCNv2 learn the user x item cross?
 
-    PYTHONPATH=.:benchmarks .venv/bin/python benchmarks/claim1_training_probe.py
+    .venv/bin/python experiments/claim1_training_probe.py
 
 A measurement, not a claim. Setting: the "dense ids" generator of
 ``claim1_probe.py`` (book preset, 2k users, 1k items, latent_dim 4, affinity
@@ -17,6 +17,9 @@ without a lower validation log loss, best epoch restored. Two runs at a time
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import math
@@ -26,7 +29,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from _machine import RESULTS_DIR, write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import results_dir, write_result  # noqa: E402
+
+RESULTS_DIR = results_dir(__file__)
 from ranking.batches import Batches
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_report
@@ -164,7 +170,7 @@ def main() -> None:
             write_result(args.name, {"setting": "dense ids", "overrides": OVERRIDES, "valid_days": VALID_DAYS,
                                      "test_days": TEST_DAYS, "max_epochs": MAX_EPOCHS, "patience": PATIENCE,
                                      "reference_gap_closed": REFERENCE, "setups": SETUPS, "runs": runs,
-                                     "seconds": round(time.perf_counter() - start)})
+                                     "seconds": round(time.perf_counter() - start)}, __file__)
     print(f"\n{'setup':<44}" + "".join(f"{m:>16}" for m in MODELS))
     for setup in dict.fromkeys(r["setup"] for r in runs):
         cells = []

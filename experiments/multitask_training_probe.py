@@ -1,6 +1,6 @@
 """Probe for chapter 4's training: do all five heads beat the base rate, and what is claim 3 once de-confounded?
 
-    PYTHONPATH=. .venv/bin/python benchmarks/multitask_training_probe.py --scale book --seeds 0 1 2
+    .venv/bin/python experiments/multitask_training_probe.py --scale book --seeds 0 1 2
 
 A measurement to design chapter 4 by, not a claim. Every network starts each
 head at its task's base rate (``fit(start_at_base_rate=True)``). Two parts:
@@ -18,13 +18,17 @@ results/multitask_training_probe-cpu.json.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_gap_closed
 from ranking.nn.multitask import MMoE, SharedBottom
@@ -108,7 +112,7 @@ def main() -> None:
             runs.append(result)
     path = write_result(args.name, {
         "scale": args.scale, "weighting": args.weighting, "fit": {k: v for k, v in FIT.items() if k != "progress"},
-        "runs": runs, "seconds": round(time.perf_counter() - started)})
+        "runs": runs, "seconds": round(time.perf_counter() - started)}, __file__)
     print(f"wrote {path}")
 
 

@@ -1,6 +1,6 @@
 """Probe for claim 1: does GBDT plateau with more data while a DNN with embeddings keeps improving?
 
-    PYTHONPATH=. .venv/bin/python benchmarks/claim1_probe.py
+    .venv/bin/python experiments/claim1_probe.py
 
 A measurement for chapter 3, not a claim. For each generator setting, the log
 is split by time (2 validation days, then 2 test days, the same for every
@@ -28,6 +28,9 @@ is a landmark, not a bound.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import time
 
@@ -37,7 +40,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.features import DENSE, FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_report
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
@@ -235,7 +239,7 @@ def main() -> None:
     settings = []
     for name in args.settings:
         def save_partial(partial: dict) -> None:
-            write_result("claim1_probe", {"partial": True, "settings": settings + [partial]})
+            write_result("claim1_probe", {"partial": True, "settings": settings + [partial]}, __file__)
         settings.append(probe_setting(name, SETTINGS[name], tuple(args.fractions), save_partial))
 
     print("\ngap closed on the test days (share of base rate -> oracle)")
@@ -250,7 +254,7 @@ def main() -> None:
               "counter_prior_weight": COUNTER_PRIOR_WEIGHT,
               "network_fit": {name: arguments for name, (_, arguments) in MODELS.items()},
               "settings": settings, "seconds": round(time.perf_counter() - start)}
-    print("wrote", write_result("claim1_probe", result))
+    print("wrote", write_result("claim1_probe", result, __file__))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""Describe the machine a benchmark ran on, so every result file names it."""
+"""Describe the machine a benchmark or an experiment ran on, so every result file names it.
+
+The scripts in benchmarks/ and experiments/ import it with ``tools`` on their path and
+write their records to the ``results`` folder beside them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
 
 def machine() -> dict:
     """CPU, cores, GPU (if any) and library versions."""
@@ -35,12 +36,19 @@ def machine() -> dict:
     return info
 
 
-def write_result(name: str, result: dict) -> Path:
-    """Write ``result`` with the machine and a timestamp to results/<name>-<device>.json."""
+def results_dir(script: str) -> Path:
+    """The ``results`` folder beside ``script`` (a script's ``__file__``)."""
+    return Path(script).resolve().parent / "results"
+
+
+def write_result(name: str, result: dict, script: str) -> Path:
+    """Write ``result``, the machine and a timestamp to results/<name>-<device>.json
+    beside ``script`` (the calling script's ``__file__``)."""
     record = {"benchmark": name, "machine": machine(),
               "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result}
     device = "gpu" if record["machine"]["gpu"] else "cpu"
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{name}-{device}.json"
+    folder = results_dir(script)
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}-{device}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path

@@ -1,6 +1,6 @@
 """Probe for claims 2 and 3 (chapter 4): does the log show them, and how strongly?
 
-    PYTHONPATH=. .venv/bin/python benchmarks/multitask_probe.py --scale book
+    .venv/bin/python experiments/multitask_probe.py --scale book
 
 A measurement to design chapter 4 by, not a claim. Time split as in chapters
 2 and 3 (2 validation days, then 2 test days), one seed per run.
@@ -18,13 +18,17 @@ A measurement to design chapter 4 by, not a claim. Time split as in chapters
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import time
 
 import numpy as np
 import torch
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 from ranking.batches import subset
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import gap_closed, logloss
@@ -112,7 +116,7 @@ def main() -> None:
               "train_conversions": int(train["label_conversion"].sum()),
               "claim2_conversion_on_clicked_test_rows": claim2, "claim3_click_gap_closed": claim3,
               "seconds": round(time.perf_counter() - started)}
-    print("wrote", write_result("multitask_probe", result))
+    print("wrote", write_result("multitask_probe", result, __file__))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Chapter 6's heavy experiments on the moderate log: the ladder, event parts, ablations, cost.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/sequence_ablations.py
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/sequence_ablations.py
 
 Every model trains with ``ranking.sequence_models.TRAINING`` on the training days
 and is scored on the test days against the oracle (share of the base-rate ->
@@ -32,7 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _machine import RESULTS_DIR, write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import results_dir, write_result  # noqa: E402
+
+RESULTS_DIR = results_dir(__file__)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -203,7 +206,7 @@ def main() -> None:
         done.append({**run, **measured})
         print(json.dumps(done[-1]), flush=True)
         write_result(NAME, {"scale": args.scale, "latency_rows": args.latency_rows,
-                            "training": TRAINING, "runs": done})
+                            "training": TRAINING, "runs": done}, __file__)
 
 
 if __name__ == "__main__":

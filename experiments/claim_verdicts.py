@@ -1,8 +1,8 @@
 """Claim verdicts per generator seed: the claim tests (tests/claims) re-run on other simulated logs.
 
-    .venv/bin/python benchmarks/claim_verdicts.py                  # generator seeds 0 and 1
-    .venv/bin/python benchmarks/claim_verdicts.py --seeds 0 1 2
-    .venv/bin/python benchmarks/claim_verdicts.py --xml-dir /tmp/claims --reuse   # re-read finished runs
+    .venv/bin/python experiments/claim_verdicts.py                  # generator seeds 0 and 1
+    .venv/bin/python experiments/claim_verdicts.py --seeds 0 1 2
+    .venv/bin/python experiments/claim_verdicts.py --xml-dir /tmp/claims --reuse   # re-read finished runs
 
 The claim tests are the measurements: each simulates its log(s) with the
 generator seed ``RANKING_CLAIM_SEED`` (0 unless set; model and training seeds
@@ -45,7 +45,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from _machine import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from machine import write_result  # noqa: E402
 
 NAME = "claim_verdicts"
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ CLAIMS = {
     8: dict(chapter="ch8 sixteen bits",
             statement="fp16 overflows in a DCN V2 cross layer on raw inputs, bf16 does not; 16-bit inference "
                       "keeps the accuracy.",
-            untested="'about 30% faster on a GPU' needs a GPU: see results/inference_precision-gpu.json."),
+            untested="'about 30% faster on a GPU' needs a GPU: see benchmarks/results/inference_precision-gpu.json."),
     9: dict(chapter="ch8 sixteen bits",
             statement="Batch Norm explodes after a feature outage; Resilient Batch Norm does not.",
             untested=None),
@@ -293,7 +294,7 @@ def main() -> None:
         "fragile_claims": [int(number) for number, claim in claims.items() if claim["fragile"]],
         "other_tests": others,
     }
-    path = write_result(NAME, result)
+    path = write_result(NAME, result, __file__)
 
     print()
     print("\n".join(summary_rows(claims, args.seeds)))
