@@ -3,7 +3,7 @@
 Every model is a ``SequenceRanker`` (chapter 3's network plus a summary of the
 user's events); they differ in the summarizer, and in the ablations in how an
 event is built. ``build_sequence_model`` makes one from the encoder and the log,
-so the chapter, the benchmarks and the claim tests build exactly the same models.
+so the chapter, the experiments and the claim tests build exactly the same models.
 """
 
 from __future__ import annotations
