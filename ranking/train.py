@@ -32,8 +32,7 @@ from .batches import Batches, to_device
 from .checks import TensorDict
 from .history import EventHistory
 from .nn.embed import FeatureEmbedding
-from .objective import (LossSums, Objective, distillation_loss,  # noqa: F401 (lab 9, for now)
-                        start_heads_at_base_rate, task_loss_sums)
+from .objective import LossSums, Objective, start_heads_at_base_rate, task_loss_sums
 
 PRECISIONS: dict[str, torch.dtype | None] = {
     "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -9,17 +9,34 @@ The checks take the reader's function as their first argument; a check that
 also looks at the lab's real data takes that data as further arguments. A lab
 uses them as ``from ranking import labcheck`` then ``labcheck.check_cross_layer(cross_layer)``.
 
-Each lab's checks live in their own module, ``labNN.py`` (lab 1 in ``lab01.py``),
-and the helpers they share (calling the reader's function, comparing numbers,
-printing success) in ``_common.py``. To add the checks of a new lab, say lab 6:
+The hints come from a catalogue of known mistakes: wrong versions of each exercise,
+each filed with the hint it deserves. When the reader's answer is wrong, the check
+runs them on the same inputs and shows the hints of those that give the reader's
+answers (``mistakes.Answers``). The files:
 
-1. write ``lab06.py`` with a docstring naming the lab and its exercises, an
-   ``__all__`` of its ``check_*`` functions, and the helpers from ``._common``;
-2. import those checks below and add them to ``__all__``;
-3. list planted wrong answers for each new check in ``tests/test_labs.py``.
+- ``labNN.py``: lab N's checks (lab 1's in ``lab01.py``), with the right answers and
+  the tests of type, shape and inputs changed in place;
+- ``mistakes/labNN.py``: lab N's known mistakes;
+- ``common.py``: what both share (calling the reader's function, comparing numbers,
+  printing success, the ``mistake`` decorator).
+
+To add the checks of a new lab, say lab 10:
+
+1. write ``lab10.py`` with a docstring naming the lab and its exercises, an
+   ``__all__`` of its ``check_*`` functions, the helpers from ``.common``, and in
+   each check an ``Answers`` that records the reader's answers, for its hints;
+2. write ``mistakes/lab10.py`` with at least one wrong version of each exercise,
+   filed with ``@mistake("exercise", hint="...")`` (no hint for a mistake that the
+   check's own tests of type, shape or NaN catch), and add it to ``LABS`` in
+   ``mistakes/__init__.py``;
+3. import the checks below and add them to ``__all__``.
+
+tests/test_labs.py runs every known mistake through its check: each must be rejected,
+with its hint in the message.
 """
 
-from .lab01 import check_highest_ctr_surface, check_missed_conversion_share, check_normalized_entropy
+from .lab01 import (check_highest_ctr_surface, check_missed_conversion_share,
+                    check_normalized_entropy)
 from .lab02 import check_gap_closed, check_historical_ctr, check_rounds_to_keep
 from .lab03 import check_cross_layer, check_log_clip_standardize
 from .lab04 import check_mix_experts, check_weight_for_share

@@ -6,16 +6,19 @@ the share of conversions that a reporting cutoff misses.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ._common import _as_float, _call, _close, _correct, _entropy, _log_loss
+from .common import as_float, call, close, correct, entropy, log_loss
+from .mistakes import Answers
 
 SURFACES: tuple[str, ...] = ("home_feed", "related_pins", "search")
 
-__all__ = ["check_normalized_entropy", "check_highest_ctr_surface", "check_missed_conversion_share"]
+__all__ = ["check_normalized_entropy", "check_highest_ctr_surface",
+           "check_missed_conversion_share"]
 
 
 # ------------------------------------------------------------- normalized entropy
@@ -23,7 +26,8 @@ def _ne_cases(seed: int = 0) -> list[tuple[str, Any, Any]]:
     """(description, labels, probs) cases with both classes and probs inside (0, 1)."""
     rng = np.random.default_rng(seed)
     cases = []
-    for i, (n, rate) in enumerate([(50, 0.3), (400, 0.05), (2_000, 0.02), (1_000, 0.5), (300, 0.1)]):
+    sizes_and_rates = [(50, 0.3), (400, 0.05), (2_000, 0.02), (1_000, 0.5), (300, 0.1)]
+    for i, (n, rate) in enumerate(sizes_and_rates):
         logits = rng.normal(np.log(rate / (1 - rate)), 1.0, n)
         probs = 1 / (1 + np.exp(-logits))
         labels = (rng.random(n) < probs).astype(np.int8)
@@ -38,40 +42,29 @@ def _ne_cases(seed: int = 0) -> list[tuple[str, Any, Any]]:
 def check_normalized_entropy(normalized_entropy: Callable) -> None:
     """Check ``normalized_entropy(labels, probs)`` (He et al. 2014) on random cases."""
     name = "normalized_entropy"
+    answers = Answers(name, same=close)
+    definition = ("NE = (mean log loss) / (entropy of the base rate), and the log loss needs "
+                  "both terms, y log p and (1 - y) log(1 - p).")
     # 1. predicting the base rate everywhere scores exactly 1
     labels = np.array([0, 0, 0, 1, 0, 0, 1, 0, 0, 0], dtype=np.int8)
     base = np.full(labels.size, labels.mean())
-    got = _as_float(_call(normalized_entropy, labels, base), name)
-    if not _close(got, 1.0):
-        hint = (" NE = (mean log loss) / (entropy of the base rate), and the log loss needs both "
-                "terms, y log p and (1 - y) log(1 - p).")
-        if _close(got, _log_loss(labels, base)):
-            hint = " It equals the plain log loss: divide by the entropy of the base rate."
-        elif _close(got, float(labels.size)):
-            hint = " It equals the number of rows: use the *mean* log loss, not the sum."
-        raise AssertionError(
-            f"Predicting the base rate (0.2) for every row should give NE = 1.0, got {got:.6f}.{hint}"
-        )
+    got = as_float(call(normalized_entropy, labels, base), name)
+    answers.add(got, labels, base)
+    if not close(got, 1.0):
+        raise AssertionError("Predicting the base rate (0.2) for every row should give "
+                             f"NE = 1.0, got {got:.6f}. {answers.hint(definition)}")
     # 2. random cases
     for description, labels, probs in _ne_cases():
         y, p = np.asarray(labels, dtype=float), np.asarray(probs, dtype=float)
-        expected = _log_loss(y, p) / _entropy(y.mean())
-        got = _as_float(_call(normalized_entropy, labels, probs), name)
-        if _close(got, expected):
+        expected = log_loss(y, p) / entropy(y.mean())
+        got = as_float(call(normalized_entropy, labels, probs), name)
+        answers.add(got, labels, probs)
+        if close(got, expected):
             continue
-        hint = "NE = (mean log loss of the predictions) / (entropy of the base rate)."
-        if _close(got, _log_loss(y, p)):
-            hint = "This is the plain log loss: divide it by the entropy of the base rate."
-        elif _close(got, -expected):
-            hint = "The sign is flipped: log loss is the *negative* mean log-likelihood."
-        elif _close(got, _log_loss(y, p) / _entropy(p.mean())):
-            hint = ("The base rate is the mean of the *labels* (the observed click rate), "
-                    "not the mean of the predictions.")
-        elif _close(got, _log_loss(y, p) * len(y) / _entropy(y.mean())):
-            hint = "Use the *mean* log loss, not the sum, in the numerator."
-        raise AssertionError(f"{description}: expected NE = {expected:.6f}, got {got:.6f}. {hint}")
-    _correct(f"{name} matches the definition on {len(_ne_cases()) + 1} cases "
-             "(the base-rate predictor scores exactly 1).")
+        raise AssertionError(f"{description}: expected NE = {expected:.6f}, got {got:.6f}. "
+                             f"{answers.hint(definition)}")
+    correct(f"{name} matches the definition on {len(_ne_cases()) + 1} cases "
+            "(the base-rate predictor scores exactly 1).")
 
 
 # ------------------------------------------------------------- highest-CTR surface
@@ -102,44 +95,45 @@ def check_highest_ctr_surface(highest_ctr_surface: Callable,
     crafted = [
         # most clicks on the home feed, highest click *rate* on related pins, search lowest
         ("crafted log 1", {"home_feed": (1_000, 30), "related_pins": (100, 5), "search": (50, 1)}),
-        # the home feed wins here, with the fewest impressions
-        ("crafted log 2", {"home_feed": (40, 4), "related_pins": (500, 20), "search": (300, 15)}),
+        # the home feed wins here, with the fewest impressions; most clicks on search
+        ("crafted log 2", {"home_feed": (40, 4), "related_pins": (500, 20), "search": (300, 25)}),
     ]
     frames = [(label, _crafted_surface_frame(spec)) for label, spec in crafted]
     if impressions is not None:
         frames.append(("the lab's ad log", impressions))
-    answers = [_call(highest_ctr_surface, frame.copy()) for _, frame in frames]
-    expected_answers = [_highest_ctr(frame)[0] for _, frame in frames]
-    if len(set(map(repr, answers))) == 1 and len(set(expected_answers)) > 1:
-        raise AssertionError(
-            f"{name} returned {answers[0]!r} for every log, but the answer differs between them: "
-            "compute it from the frame you are given (group by surface, average the clicks)."
-        )
-    for (label, frame), got in zip(frames, answers):
+    got_answers = [call(highest_ctr_surface, frame.copy()) for _, frame in frames]
+    _check_surface_answers(name, got_answers, [_highest_ctr(frame)[0] for _, frame in frames])
+    answers = Answers(name, same=operator.eq)
+    for (_, frame), got in zip(frames, got_answers):
+        answers.add(got, frame)
+    for (label, frame), got in zip(frames, got_answers):
         expected, ctr = _highest_ctr(frame)
+        if got == expected:
+            continue
+        rates = ", ".join(f"{s} {r:.2%}" for s, r in ctr.items())
+        fallback = (f"{got!r} is not a surface: choose one of {SURFACES}." if got not in SURFACES
+                    else "Compute each surface's mean click on the frame you are given.")
+        raise AssertionError(f"On {label} the highest CTR is on {expected!r}, you returned "
+                             f"{got!r}. Observed click rates there: {rates}. "
+                             f"{answers.hint(fallback)}")
+    answer, ctr = _highest_ctr(frames[-1][1])
+    where = "the lab's ad log" if impressions is not None else "the crafted logs"
+    correct(f"{answer} has the highest observed CTR on {where} ({ctr[answer]:.2%}).")
+
+
+def _check_surface_answers(name: str, got_answers: list, expected: list[str]) -> None:
+    """Each answer is a surface's name, and not one name whatever the log."""
+    if len(set(map(repr, got_answers))) == 1 and len(set(expected)) > 1:
+        raise AssertionError(
+            f"{name} returned {got_answers[0]!r} for every log, but the answer differs between "
+            "them: compute it from the frame you are given (group by surface, average the "
+            "clicks).")
+    for got in got_answers:
         if not isinstance(got, str):
             raise AssertionError(
                 f"{name} should return the surface's name as a str (e.g. 'search'), "
                 f"got {type(got).__name__}: {got!r}. Hint: str(...) of a pandas label works."
             )
-        if got == expected:
-            continue
-        rates = ", ".join(f"{s} {r:.2%}" for s, r in ctr.items())
-        hint = f"Observed click rates there: {rates}."
-        if got == str(ctr.idxmin()):
-            hint += " You returned the *lowest*: use idxmax, or sort descending."
-        elif got == str(frame.groupby("surface", observed=True)["click"].sum().idxmax()):
-            hint += " You returned the surface with the most *clicks*: divide by impressions."
-        elif got == str(frame["surface"].value_counts().idxmax()):
-            hint += " You returned the surface with the most *impressions*."
-        elif got not in SURFACES:
-            hint += f" {got!r} is not a surface: choose one of {SURFACES}."
-        else:
-            hint += " Compute each surface's mean click on the frame you are given."
-        raise AssertionError(f"On {label} the highest CTR is on {expected!r}, you returned {got!r}. {hint}")
-    answer, ctr = _highest_ctr(frames[-1][1])
-    where = "the lab's ad log" if impressions is not None else "the crafted logs"
-    _correct(f"{answer} has the highest observed CTR on {where} ({ctr[answer]:.2%}).")
 
 
 # --------------------------------------------------------- missed conversion share
@@ -167,7 +161,8 @@ def _crafted_conversion_frame() -> pd.DataFrame:
 
 def _missed_share(frame: pd.DataFrame, cutoff_hours: float) -> float:
     converted = frame[(frame["click"] == 1) & (frame["conversion"] == 1)]
-    delay = converted["conversion_timestamp"].to_numpy(float) - converted["timestamp"].to_numpy(float)
+    delay = (converted["conversion_timestamp"].to_numpy(float)
+             - converted["timestamp"].to_numpy(float))
     return float(np.mean(delay > cutoff_hours * 3600.0))
 
 
@@ -184,37 +179,19 @@ def check_missed_conversion_share(missed_conversion_share: Callable,
     if impressions is not None:
         cases.append(("the lab's ad log", impressions, {}))
         cases.append(("the lab's ad log with cutoff_hours=6", impressions, {"cutoff_hours": 6.0}))
+    answers = Answers(name, same=close)
     for label, frame, kwargs in cases:
-        cutoff = kwargs.get("cutoff_hours", 24.0)
-        expected = _missed_share(frame, cutoff)
-        got = _as_float(_call(missed_conversion_share, frame.copy(), **kwargs), name)
-        if _close(got, expected, rel=1e-9, abs_=1e-12):
+        expected = _missed_share(frame, kwargs.get("cutoff_hours", 24.0))
+        got = as_float(call(missed_conversion_share, frame.copy(), **kwargs), name)
+        answers.add(got, frame, **kwargs)
+        if close(got, expected, rel=1e-9, abs_=1e-12):
             continue
-        converted = frame[(frame["click"] == 1) & (frame["conversion"] == 1)]
-        delay = converted["conversion_timestamp"] - converted["timestamp"]
-        hint = ("Among clicked impressions with conversion == 1, count those with "
-                "conversion_timestamp - timestamp > cutoff_hours * 3600 (timestamps are seconds).")
-        if _close(got, 1.0 - expected):
-            hint = "That is the share *observed* by the cutoff: count the conversions arriving later."
-        elif _close(got, float(np.mean(delay > cutoff))):
-            hint = "Timestamps are in seconds: convert cutoff_hours to seconds (* 3600)."
-        elif _close(got, float(np.mean(delay / 3600.0 > cutoff * 3600.0))) or _close(
-                got, float(np.mean(delay > cutoff * 3600.0 * 3600.0))):
-            hint = "Convert hours to seconds once (multiply by 3600), not twice."
-        elif _close(got, float(np.mean(delay >= cutoff * 3600.0))):
-            hint = ("A conversion exactly cutoff_hours after the impression is observed in time: "
-                    "use a strict >.")
-        elif _close(got, _missed_share(frame, 24.0)) and cutoff != 24.0:
-            hint = "Use the cutoff_hours argument instead of a fixed 24 hours."
-        elif _close(got, float((delay > cutoff * 3600.0).sum() / max(int((frame["click"] == 1).sum()), 1))):
-            hint = "Divide by the number of conversions, not by the number of clicks."
-        elif _close(got, float((delay > cutoff * 3600.0).sum() / len(frame))):
-            hint = "Divide by the number of conversions, not by the number of impressions."
-        elif 1.0 < got <= 100.0:
-            hint = "Return a share between 0 and 1, not a percentage."
+        hint = answers.hint("Among clicked impressions with conversion == 1, count those with "
+                            "conversion_timestamp - timestamp > cutoff_hours * 3600 "
+                            "(timestamps are seconds).")
         raise AssertionError(f"On {label}: expected {expected:.4f}, got {got:.4f}. {hint}")
     label, frame, _ = cases[-2] if impressions is not None else cases[0]
     share = _missed_share(frame, 24.0)
-    _correct(f"on {label.replace(' with the default cutoff', '')}, {share:.1%} of the reported "
-             "conversions arrive more than 24 hours after the impression: a model trained on "
-             "one-day-old labels never sees them.")
+    correct(f"on {label.replace(' with the default cutoff', '')}, {share:.1%} of the reported "
+            "conversions arrive more than 24 hours after the impression: a model trained on "
+            "one-day-old labels never sees them.")

@@ -6,42 +6,34 @@ closes, and the number of boosting rounds to keep.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from ._common import _as_float, _call, _close, _correct, _entropy, _log_loss
+from .common import as_float, call, close, correct, log_loss
+from .mistakes import Answers
 
 __all__ = ["check_historical_ctr", "check_gap_closed", "check_rounds_to_keep"]
 
 
 # ------------------------------------------------------------- historical click rate
-def _reference_rate(frame: pd.DataFrame, key: str, prior: float, strength: float, *,
-                    include_current: bool = False, same_second: bool = False,
-                    order_by: str = "timestamp", smooth: bool = True) -> np.ndarray:
-    """Smoothed click rate of each row's key over earlier rows, in the rows' order.
-
-    The keyword arguments build the usual mistakes, for hints: counting the row
-    itself, counting rows of the same second, ordering by another column, no smoothing.
-    """
-    order = np.lexsort((np.arange(len(frame)), frame[order_by].to_numpy()))
+def _reference_rate(frame: pd.DataFrame, key: str, prior: float,
+                    strength: float) -> np.ndarray:
+    """Smoothed click rate of each row's key over the seconds before its own, in row order."""
+    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy()))
     data = pd.DataFrame({"key": frame[key].to_numpy()[order],
-                         "moment": frame[order_by].to_numpy()[order],
+                         "moment": frame["timestamp"].to_numpy()[order],
                          "click": frame["click"].to_numpy(np.int64)[order]})
     grouped = data.groupby("key", sort=False)["click"]
     seen = grouped.cumcount().to_numpy()
     clicks = (grouped.cumsum() - data["click"]).to_numpy()
-    if not same_second:  # rows of the same key and second all see what came before that second
-        first = data.groupby(["key", "moment"], sort=False).cumcount().to_numpy()
-        seen, clicks = seen - first, clicks - (data.groupby(["key", "moment"], sort=False)["click"].cumsum()
-                                              - data["click"]).to_numpy()
-    if include_current:
-        seen, clicks = seen + 1, clicks + data["click"].to_numpy()
-    if smooth:
-        rate = (clicks + strength * prior) / (seen + strength)
-    else:
-        rate = np.where(seen > 0, clicks / np.maximum(seen, 1), prior)
+    # rows of the same key and second all see only what came before that second
+    same_second = data.groupby(["key", "moment"], sort=False)
+    seen = seen - same_second.cumcount().to_numpy()
+    clicks = clicks - (same_second["click"].cumsum() - data["click"]).to_numpy()
+    rate = (clicks + strength * prior) / (seen + strength)
     out = np.empty(len(frame))
     out[order] = rate
     return out
@@ -82,12 +74,15 @@ def _as_rates(got: Any, frame: pd.DataFrame, name: str) -> np.ndarray:
         raise AssertionError(f"{name} returned {values.size} values for {len(frame)} rows: "
                              "return one rate per impression.")
     if np.isnan(values).any():
-        raise AssertionError(f"{name} returned NaN: a key with no earlier impression gets the prior.")
+        raise AssertionError(f"{name} returned NaN: a key with no earlier impression gets the "
+                             "prior.")
     return values
 
 
-def check_historical_ctr(historical_ctr: Callable, impressions: pd.DataFrame | None = None) -> None:
-    """Check ``historical_ctr(impressions, key, prior, strength=50.0)`` on crafted logs and the real one."""
+def check_historical_ctr(historical_ctr: Callable,
+                         impressions: pd.DataFrame | None = None) -> None:
+    """Check ``historical_ctr(impressions, key, prior, strength=50.0)`` on crafted logs and
+    the real one."""
     name = "historical_ctr"
     cases = []
     for label, frame in _crafted_rate_frames():
@@ -97,53 +92,37 @@ def check_historical_ctr(historical_ctr: Callable, impressions: pd.DataFrame | N
         rate = float(impressions["click"].mean())
         cases.append(("the lab's ad log", impressions, "user_id", rate, 50.0))
         cases.append(("the lab's ad log", impressions, "advertiser_id", rate, 20.0))
+    answers = Answers(name, same=_same_rates)
     for label, frame, key, prior, strength in cases:
-        got = _as_rates(_call(historical_ctr, frame.copy(), key, prior, strength=strength), frame, name)
+        got = _as_rates(call(historical_ctr, frame.copy(), key, prior, strength=strength),
+                        frame, name)
+        answers.add(got, frame, key, prior, strength=strength)
         expected = _reference_rate(frame, key, prior, strength)
-        if np.allclose(got, expected, rtol=1e-9, atol=1e-12):
+        wrong = np.flatnonzero(~np.isclose(got, expected, rtol=1e-9, atol=1e-12))
+        if not wrong.size:
             continue
-        where = f"On {label} with key={key!r}, prior={prior}, strength={strength}"
-        wrong = int(np.flatnonzero(~np.isclose(got, expected, rtol=1e-9, atol=1e-12))[0])
-        detail = (f" First wrong row: position {wrong} (timestamp {frame['timestamp'].iloc[wrong]}), "
-                  f"expected {expected[wrong]:.6f}, got {got[wrong]:.6f}.")
-        variants = [
-            ({"include_current": True, "same_second": True}, "The rate includes the row's own click (a "
-             "cumulative sum up to and including the row): count only *earlier* impressions, since a "
-             "served ad's own click is not known when it is scored."),
-            ({"include_current": True}, "The rate includes the row's own click: count only *earlier* "
-             "impressions (a served ad's own click is not known when it is scored)."),
-            ({"same_second": True}, "Rows logged in the same second as this one are counted: use only "
-             "impressions with a strictly smaller timestamp."),
-            ({"smooth": False}, "No smoothing: use (clicks + strength * prior) / (impressions + strength)."),
-            ({"order_by": "impression_id"}, "The rows were put in order of impression_id, not of time: "
-             "sort by timestamp."),
-        ]
-        hint = "Count, for each row, the impressions and clicks of its key with a smaller timestamp."
-        for kwargs, text in variants:
-            if kwargs.get("order_by", "timestamp") not in frame.columns:
-                continue
-            if np.allclose(got, _reference_rate(frame, key, prior, strength, **kwargs), rtol=1e-9):
-                hint = text
-                break
-        else:
-            whole_log = frame.groupby(key)["click"].transform("mean").to_numpy()
-            if np.allclose(got, whole_log):
-                hint = "That is each key's click rate over the whole log, future included: count earlier rows only."
-            elif np.allclose(np.sort(got), np.sort(expected)):
-                hint = ("The right rates in the wrong order: return them in the order of the rows you "
-                        "were given (sorting a copy is fine; put the answers back, e.g. with the index).")
-            elif np.allclose(got, _reference_rate(frame, key, float(frame["click"].mean()), strength)):
-                hint = "Use the prior you are given, not the click rate of the frame."
-        raise AssertionError(f"{where}: the rates differ.{detail} {hint}")
+        row = int(wrong[0])
+        hint = answers.hint("Count, for each row, the impressions and clicks of its key with "
+                            "a smaller timestamp.")
+        raise AssertionError(
+            f"On {label} with key={key!r}, prior={prior}, strength={strength}: the rates "
+            f"differ. First wrong row: position {row} (timestamp "
+            f"{frame['timestamp'].iloc[row]}), expected {expected[row]:.6f}, got "
+            f"{got[row]:.6f}. {hint}")
     label = "the lab's ad log" if impressions is not None else "the crafted logs"
-    _correct(f"{name} counts only earlier impressions and smooths toward the prior on {label} "
-             f"({len(cases)} cases).")
+    correct(f"{name} counts only earlier impressions and smooths toward the prior on {label} "
+            f"({len(cases)} cases).")
+
+
+def _same_rates(theirs: Any, got: np.ndarray) -> bool:
+    """Whether a mistake's rates, in the rows' order, are the reader's."""
+    return np.allclose(np.asarray(theirs, dtype=float), got, rtol=1e-9)
 
 
 # ------------------------------------------------------------------------ gap closed
 def _gap(y: np.ndarray, p: np.ndarray, oracle: np.ndarray, base_rate: float) -> float:
-    base = _log_loss(y, np.full(y.size, base_rate))
-    return (base - _log_loss(y, p)) / (base - _log_loss(y, oracle))
+    base = log_loss(y, np.full(y.size, base_rate))
+    return (base - log_loss(y, p)) / (base - log_loss(y, oracle))
 
 
 def _gap_cases(test_frame: pd.DataFrame | None) -> list[tuple[str, Any, Any, Any, float]]:
@@ -155,14 +134,16 @@ def _gap_cases(test_frame: pd.DataFrame | None) -> list[tuple[str, Any, Any, Any
         labels[:2] = [0, 1]
         probs = np.clip(mix * oracle + (1 - mix) * rate + rng.normal(0, 0.01, n), 1e-4, 1 - 1e-4)
         cases.append((f"{n} random rows", labels, probs, oracle, rate * 1.1))
-    worse = np.clip(cases[0][3][::-1], 1e-4, 1 - 1e-4)  # scores unrelated to the rows: worse than the base rate
+    # scores unrelated to the rows: worse than the base rate
+    worse = np.clip(cases[0][3][::-1], 1e-4, 1 - 1e-4)
     cases.append(("a model worse than the base rate", cases[0][1], worse, cases[0][3], 0.1))
     if test_frame is not None:
         y = test_frame["click"].to_numpy()
         oracle = test_frame["p_click"].to_numpy(np.float64)
         base_rate = float(test_frame["click"].iloc[: len(y) // 2].mean())
         probs = 0.6 * oracle + 0.4 * base_rate
-        cases.append(("the lab's test days", pd.Series(y), pd.Series(probs), pd.Series(oracle), base_rate))
+        cases.append(("the lab's test days", pd.Series(y), pd.Series(probs), pd.Series(oracle),
+                      base_rate))
     return cases
 
 
@@ -170,27 +151,20 @@ def check_gap_closed(gap_closed: Callable, test_frame: pd.DataFrame | None = Non
     """Check ``gap_closed(labels, probs, oracle_probs, base_rate) -> float``."""
     name = "gap_closed"
     cases = _gap_cases(test_frame)
+    answers = Answers(name, same=close)
     for label, labels, probs, oracle, base_rate in cases:
         y, p, o = (np.asarray(a, dtype=float) for a in (labels, probs, oracle))
         expected = _gap(y, p, o, base_rate)
-        got = _as_float(_call(gap_closed, labels, probs, oracle, base_rate), name)
-        if _close(got, expected, rel=1e-6, abs_=1e-9):
+        got = as_float(call(gap_closed, labels, probs, oracle, base_rate), name)
+        answers.add(got, labels, probs, oracle, base_rate)
+        if close(got, expected, rel=1e-6, abs_=1e-9):
             continue
-        hint = ("gap closed = (LL(base rate) - LL(model)) / (LL(base rate) - LL(oracle)), "
-                "with LL the mean log loss and the base rate predicted for every row.")
-        if _close(got, 1 - expected):
-            hint = "You computed the share of the gap still *open*: measure how far the model got from the base rate."
-        elif _close(got, _gap(y, p, o, float(y.mean()))):
-            hint = "Use the base_rate argument (the training days' rate), not the mean of these labels."
-        elif _close(got, 100 * expected):
-            hint = "Return a share (1.0 = the whole gap), not a percentage."
-        elif expected < 0 and got == 0:
-            hint = "A model worse than the base rate closes a *negative* share of the gap: do not clip at 0."
-        elif _close(got, _log_loss(y, p) / _entropy(y.mean())):
-            hint = "That is the normalized entropy: compare the model with both the base rate and the oracle."
+        hint = answers.hint("gap closed = (LL(base rate) - LL(model)) / (LL(base rate) - "
+                            "LL(oracle)), with LL the mean log loss and the base rate "
+                            "predicted for every row.")
         raise AssertionError(f"On {label}: expected {expected:.6f}, got {got:.6f}. {hint}")
-    _correct(f"{name} matches the definition on {len(cases)} cases, a model worse than the base rate "
-             "included (its gap closed is negative).")
+    correct(f"{name} matches the definition on {len(cases)} cases, a model worse than the "
+            "base rate included (its gap closed is negative).")
 
 
 # ------------------------------------------------------------------- rounds to keep
@@ -210,27 +184,19 @@ def check_rounds_to_keep(rounds_to_keep: Callable, valid_curve: Any = None) -> N
     ]
     if valid_curve is not None:
         cases.append(("the lab's validation curve", valid_curve, {}))
-        cases.append(("the lab's validation curve with tolerance=1e-4", valid_curve, {"tolerance": 1e-4}))
+        cases.append(("the lab's validation curve with tolerance=1e-4", valid_curve,
+                      {"tolerance": 1e-4}))
+    answers = Answers(name, same=operator.eq)
     for label, losses, kwargs in cases:
-        values = np.asarray(losses, dtype=float)
-        expected = _rounds(values, kwargs.get("tolerance", 0.0))
-        got = _call(rounds_to_keep, losses.copy(), **kwargs)
+        expected = _rounds(np.asarray(losses, dtype=float), kwargs.get("tolerance", 0.0))
+        got = call(rounds_to_keep, losses.copy(), **kwargs)
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
             raise AssertionError(f"{name} should return a whole number of rounds (int), "
                                  f"got {type(got).__name__}: {got!r}")
+        answers.add(got, losses, **kwargs)
         if got == expected:
             continue
-        hint = ("Return the smallest round r (counting from 1) whose loss is at most the lowest loss + "
-                "tolerance.")
-        if got == expected - 1:
-            hint = "Rounds count from 1: the first tree is round 1, so add 1 to a 0-based position."
-        elif got == len(values):
-            hint = "That is the last round: keep the round with the lowest validation loss."
-        elif got == int(np.argmax(values)) + 1:
-            hint = "That is the round with the *highest* validation loss."
-        elif got == _rounds(values, 0.0) and kwargs.get("tolerance"):
-            hint = "Use the tolerance: the first round within tolerance of the lowest loss is enough."
-        elif got == int(np.flatnonzero(values <= values.min() + kwargs.get("tolerance", 0.0))[-1]) + 1:
-            hint = "Take the *first* (smallest) round that qualifies: fewer trees serve faster."
+        hint = answers.hint("Return the smallest round r (counting from 1) whose loss is at "
+                            "most the lowest loss + tolerance.")
         raise AssertionError(f"On {label}: expected {expected}, got {got}. {hint}")
-    _correct(f"{name} picks the right round on {len(cases)} curves.")
+    correct(f"{name} picks the right round on {len(cases)} curves.")

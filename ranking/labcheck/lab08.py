@@ -8,7 +8,7 @@ Batch Norm.
 
 from __future__ import annotations
 
-import copy
+import operator
 from typing import Callable
 
 import numpy as np
@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._common import _call, _correct, _hint
+from .common import call, correct
+from .mistakes import Answers
 
 __all__ = ["check_first_overflow", "check_choose_precision", "check_resilient_update"]
 
@@ -94,46 +95,6 @@ def _overflow_cases() -> list[tuple[str, Callable[[], nn.Module], dict]]:
     ]
 
 
-def _trace(model: nn.Module, batch: dict, *, dtype: torch.dtype | None = torch.float16,
-           autocast: bool = False, leaves_only: bool = True,
-           train: bool = False) -> list[dict]:
-    """What each module's output held, in call order, on a copy of ``model``."""
-    model = copy.deepcopy(model)
-    if dtype is not None and not autocast:
-        model = model.to(dtype)
-        batch = {key: value.to(dtype) if value.is_floating_point() else value
-                 for key, value in batch.items()}
-    model.train(train)
-    rows: list[dict] = []
-
-    def record(name: str):
-        def hook(module, inputs, output) -> None:
-            if isinstance(output, torch.Tensor) and output.is_floating_point():
-                values = output.detach().float()
-                finite = torch.isfinite(values)
-                rows.append({"module": name, "linear": isinstance(module, nn.Linear),
-                             "inf": bool(torch.isinf(values).any()),
-                             "bad": bool((~finite).any()), "all_bad": bool((~finite).all()),
-                             "largest": float(values[finite].abs().max())
-                             if finite.any() else 0.0})
-        return hook
-
-    handles = [module.register_forward_hook(record(name))
-               for name, module in model.named_modules()
-               if name and (not leaves_only or not list(module.children()))]
-    try:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16, enabled=autocast):
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return rows
-
-
-def _first(rows: list[dict], key: str = "bad") -> str | None:
-    return next((row["module"] for row in rows if row[key]), None)
-
-
 def _snapshot(model: nn.Module) -> dict:
     return {"state": {key: value.detach().clone() for key, value in model.state_dict().items()},
             "training": {name: module.training for name, module in model.named_modules()},
@@ -167,93 +128,43 @@ def _changed(name: str, model: nn.Module, before: dict) -> str | None:
     return None
 
 
-def _overflow_suspects(model: nn.Module, batch: dict, expected: str | None) -> dict:
-    """What each planted mistake of ``first_overflow`` would answer on this case."""
-    leaves = _trace(model, batch)
-    broken = [row for row in leaves if row["bad"]]
-    order = [module_name for module_name, _ in model.named_modules()]
-    return {
-        "float32": _first(_trace(model, batch, dtype=None)),
-        "bfloat16": _first(_trace(model, batch, dtype=torch.bfloat16)),
-        "prefix": None if expected is None else f"model.{expected}",
-        "registration": min((row["module"] for row in broken), key=order.index,
-                            default=None),
-        "last": broken[-1]["module"] if broken else None,
-        "largest": max(leaves, key=lambda row: row["largest"])["module"],
-        "containers": _first(_trace(model, batch, leaves_only=False)),
-        "inf only": _first(leaves, "inf"),
-        "all": _first(leaves, "all_bad"),
-        "train": _first(_trace(model, batch, train=True)),
-        "autocast": _first(_trace(model, batch, autocast=True)),
-        "linear": next((row["module"] for row in broken if row["linear"]), None),
-    }
-
-
-_OVERFLOW_HINTS = {
-    "float32": "That is the answer in float32: cast a copy of the model and the batch's "
-               "float tensors to torch.float16 before running it.",
-    "bfloat16": "That is the answer in bfloat16, whose range is float32's: cast to "
-                "torch.float16 (largest number 65504).",
-    "prefix": "The names carry a 'model.' prefix: that is what CastModel's named_modules() "
-              "gives. Name each module as the model given to you does (strip the prefix, "
-              "or cast a copy with copy.deepcopy(model)).",
-    "registration": "Modules are not always called in the order they were registered "
-                    "(named_modules() order): record the outputs in the order the hooks "
-                    "fire.",
-    "last": "That is the LAST module whose output is not finite: once an inf appears it "
-            "flows into every later layer. Return the first.",
-    "largest": "That is the module with the largest finite output. Look for the first "
-               "output holding an inf or a NaN: torch.isfinite(output).all() is False.",
-    "containers": "That module contains others: hook only the leaves (modules without "
-                  "children, not list(module.children())). A container's hook runs after "
-                  "those of the layers inside it.",
-    "inf only": "A NaN counts too: in float16, E[x^2] - E[x]^2 can be inf - inf = NaN with "
-                "no inf in the output. Test ~torch.isfinite(output).",
-    "all": "One non-finite value is enough: test (~torch.isfinite(output)).any(), not "
-           ".all().",
-    "train": "Run the copy in eval mode, as it serves: in training mode Batch Norm "
-             "normalizes with the batch's own statistics.",
-    "autocast": "Under torch.autocast only the linear layers run in 16 bits; inputs, "
-                "products and sums stay in float32. Cast the whole copy (weights and the "
-                "batch's float inputs) to float16.",
-    "linear": "Hook every leaf module, not only the nn.Linear layers: an overflow can show "
-              "first elsewhere (an input above 65504 is inf as soon as it is cast).",
-}
-
-
 def check_first_overflow(first_overflow: Callable) -> None:
     """Check ``first_overflow(model, batch) -> str | None`` against ``activation_report``."""
     from ..precision import activation_report
 
     name = "first_overflow"
-    ruled_out: set[str] = set()          # mistakes an earlier case already showed absent
+    answers = Answers(name, same=operator.eq)
     for case, make_model, batch in _overflow_cases():
         model = make_model()
-        before = _snapshot(model)
-        got = _call(first_overflow, model, {key: value.clone() for key, value in batch.items()})
-        problem = _changed(name, model, before)
-        if problem:
-            raise AssertionError(f"With {case}: {problem}")
+        got = _first_overflow_of(name, first_overflow, model, batch, case)
+        answers.add(got, model, batch)
         report = activation_report(model, batch, "fp16 weights")
         first = report.loc[report["first_non_finite"], "module"]
         expected = str(first.iloc[0]) if len(first) else None
-        if got is not None and not isinstance(got, str):
-            raise AssertionError(
-                f"With {case}: {name} should return a module's name (a str such as "
-                f"'cross.layers.1') or None, got {type(got).__name__}: {got!r}")
-        suspects = _overflow_suspects(model, batch, expected)
         if got == expected:
-            ruled_out |= {key for key, value in suspects.items() if value != expected}
             continue
-        hint = _hint([_OVERFLOW_HINTS[key] for key, value in suspects.items()
-                      if value == got and key not in ruled_out],
-                     "Cast a copy of the model and the batch's float tensors to "
-                     "torch.float16, run it in eval mode with a forward hook on every leaf "
-                     "module, and return the name of the first whose output holds an inf "
-                     "or a NaN (None if none does).")
+        hint = answers.hint("Cast a copy of the model and the batch's float tensors to "
+                            "torch.float16, run it in eval mode with a forward hook on every "
+                            "leaf module, and return the name of the first whose output "
+                            "holds an inf or a NaN (None if none does).")
         raise AssertionError(f"With {case}: expected {expected!r}, got {got!r}. {hint}")
-    _correct(f"{name} finds where float16 overflows first, as "
-             "ranking.precision.activation_report does, and leaves the model as it was.")
+    correct(f"{name} finds where float16 overflows first, as "
+            "ranking.precision.activation_report does, and leaves the model as it was.")
+
+
+def _first_overflow_of(name: str, first_overflow: Callable, model: nn.Module, batch: dict,
+                       case: str) -> str | None:
+    """The reader's answer, once it is a name or None and the model is as it was."""
+    before = _snapshot(model)
+    got = call(first_overflow, model, {key: value.clone() for key, value in batch.items()})
+    problem = _changed(name, model, before)
+    if problem:
+        raise AssertionError(f"With {case}: {problem}")
+    if got is not None and not isinstance(got, str):
+        raise AssertionError(
+            f"With {case}: {name} should return a module's name (a str such as "
+            f"'cross.layers.1') or None, got {type(got).__name__}: {got!r}")
+    return got
 
 
 # --------------------------------------------------------------- choose precision
@@ -270,73 +181,43 @@ def _largest_cases() -> list[tuple[str, pd.Series, float]]:
 def check_choose_precision(choose_precision: Callable) -> None:
     """Check ``choose_precision(largest, safety) -> Series`` of "fp16" / "bf16" per layer."""
     name = "choose_precision"
+    answers = Answers(name, same=lambda theirs, got: theirs.astype(object).equals(got))
     for case, largest, safety in _largest_cases():
-        original = largest.copy()
-        got = _call(choose_precision, largest, safety=safety)
-        if not largest.equals(original):
-            raise AssertionError(f"{name} changed the Series it was given: return a new one.")
-        if not isinstance(got, pd.Series):
-            raise AssertionError(
-                f"{name} should return a pandas Series indexed like `largest` (one "
-                f"format per layer), got {type(got).__name__}: {got!r}")
-        if not got.index.equals(largest.index):
-            raise AssertionError(
-                f"{name} should return a Series with the same index as `largest`, in the "
-                f"same order (the layers in the order they ran), got index "
-                f"{list(got.index)}.")
+        got = _formats_of(name, choose_precision, largest, safety).astype(object)
+        answers.add(got, largest, safety=safety)
         expected = pd.Series(np.where(largest * safety <= FP16_MAX, "fp16", "bf16"),
                              index=largest.index)
-        if got.astype(object).equals(expected.astype(object)):
+        if got.equals(expected.astype(object)):
             continue
-        wrong = [layer for layer in largest.index if got[layer] != expected[layer]]
-        layer = wrong[0]
-        value = largest[layer]
-
-        def choice(fits) -> pd.Series:
-            return pd.Series(np.where(fits, "fp16", "bf16"), index=largest.index)
-
-        suspects = {
-            "strings": None,
-            "swapped": choice(largest * safety > FP16_MAX),
-            "no safety": choice(largest <= FP16_MAX),
-            "divided": choice(largest / safety <= FP16_MAX),
-            "65536": choice(largest * safety < 2 ** 16),
-            "default safety": choice(largest * 10.0 <= FP16_MAX),
-            "global": None,
-        }
-        hints = {
-            "strings": "Return only the strings 'fp16' and 'bf16'.",
-            "swapped": "fp16 and bf16 are swapped: fp16 has the finer mantissa (10 bits) "
-                       "but only reaches 65504, so it is the choice where the values fit.",
-            "no safety": "Multiply each layer's largest value by the safety factor before "
-                         "comparing with 65504, so that a batch a little larger than this "
-                         "one still fits.",
-            "divided": "Multiply by the safety factor, do not divide: the room is kept "
-                       "above the largest value seen.",
-            "65536": f"{value:g} x {safety:g} = {value * safety:g} is above fp16's "
-                     "largest number, 65504 (torch.finfo(torch.float16).max), not "
-                     "2**16 = 65536.",
-            "default safety": "Use the `safety` argument, not a fixed 10.",
-            "global": "Choose each layer on its own: one layer over the limit does not "
-                      "stop the others from running in fp16.",
-        }
-        matches = []
-        for key, suspect in suspects.items():
-            if key == "strings":
-                hit = bool(set(got) - {"fp16", "bf16"})
-            elif key == "global":
-                hit = not matches and got.nunique() == 1 and expected.nunique() > 1
-            else:
-                hit = got.astype(object).equals(suspect.astype(object))
-            if hit:
-                matches.append(hints[key])
-        hint = _hint(matches, "A layer runs in fp16 when its largest value times the safety "
-                              "factor is at most 65504 (torch.finfo(torch.float16).max), "
-                              "else in bf16.")
+        layer = next(layer for layer in largest.index if got[layer] != expected[layer])
+        hint = answers.hint("A layer runs in fp16 when its largest value times the safety "
+                            "factor is at most 65504 (torch.finfo(torch.float16).max), else "
+                            "in bf16.")
         raise AssertionError(
-            f"With {case}, layer {layer!r} (largest |value| {value}): expected "
+            f"With {case}, layer {layer!r} (largest |value| {largest[layer]}): expected "
             f"{expected[layer]!r}, got {got[layer]!r}. {hint}")
-    _correct(f"{name} keeps fp16 where the values fit with room to spare, bf16 elsewhere.")
+    correct(f"{name} keeps fp16 where the values fit with room to spare, bf16 elsewhere.")
+
+
+def _formats_of(name: str, choose_precision: Callable, largest: pd.Series,
+                safety: float) -> pd.Series:
+    """The reader's Series, once it is indexed like ``largest`` and holds only fp16, bf16."""
+    original = largest.copy()
+    got = call(choose_precision, largest, safety=safety)
+    if not largest.equals(original):
+        raise AssertionError(f"{name} changed the Series it was given: return a new one.")
+    if not isinstance(got, pd.Series):
+        raise AssertionError(
+            f"{name} should return a pandas Series indexed like `largest` (one format per "
+            f"layer), got {type(got).__name__}: {got!r}")
+    if not got.index.equals(largest.index):
+        raise AssertionError(
+            f"{name} should return a Series with the same index as `largest`, in the same "
+            f"order (the layers in the order they ran), got index {list(got.index)}.")
+    if set(got) - {"fp16", "bf16"}:
+        raise AssertionError(f"{name} should return only the strings 'fp16' and 'bf16', got "
+                             f"{sorted(set(got) - {'fp16', 'bf16'})}.")
+    return got
 
 
 # ------------------------------------------------------------- resilient update
@@ -390,25 +271,6 @@ def _reference_update(mean, var, batch, momentum, minimal_variance, variance_shi
             norm.masked_updates.bool().clone())
 
 
-def _variant(mean, var, batch, momentum, minimal_variance, variance_shift_threshold, *,
-             unbiased=True, up=True, down=True, inclusive=False, minimal_inclusive=False,
-             update_all=False, reverse_momentum=False, swapped=False, no_minimal=False):
-    """A wrong version of the update, for the hints."""
-    batch_mean, batch_var = batch.mean(dim=0), batch.var(dim=0, unbiased=unbiased)
-    ratio = batch_var / var
-    t = variance_shift_threshold
-    too_small = ((batch_var <= minimal_variance) if minimal_inclusive
-                 else (batch_var < minimal_variance))
-    high = (ratio >= t) if inclusive else (ratio > t)
-    low = (ratio <= 1 / t) if inclusive else (ratio < 1 / t)
-    mask = (too_small & (not no_minimal)) | (high & up) | (low & down)
-    keep = torch.ones_like(mask) if update_all else (mask if swapped else ~mask)
-    rate = (1 - momentum) if reverse_momentum else momentum
-    new_mean = torch.where(keep, (1 - rate) * mean + rate * batch_mean, mean)
-    new_var = torch.where(keep, (1 - rate) * var + rate * batch_var, var)
-    return new_mean, new_var, mask
-
-
 def _as_tensor(name: str, what: str, value, shape: tuple) -> torch.Tensor:
     try:
         tensor = torch.as_tensor(np.asarray(value.detach() if isinstance(value, torch.Tensor)
@@ -425,100 +287,61 @@ def _as_tensor(name: str, what: str, value, shape: tuple) -> torch.Tensor:
 def check_resilient_update(resilient_update: Callable) -> None:
     """Check ``resilient_update(...) -> (mean, var, mask)`` against ``ResilientBatchNorm1d``."""
     name = "resilient_update"
+    answers = Answers(name, same=_same_update)
     for case, mean, var, batch, options in _update_cases():
-        inputs = (mean.clone(), var.clone(), batch.clone())
-        got = _call(resilient_update, *inputs, **options)
-        for given, kept, what in zip(inputs, (mean, var, batch),
-                                     ("running_mean", "running_var", "batch")):
-            if not torch.equal(given, kept):
-                raise AssertionError(
-                    f"{name} changed its argument {what} in place: compute new tensors "
-                    "(torch.where, or arithmetic that is not an in-place _ method) and "
-                    "return them; the caller's statistics must stay as they were.")
-        if not isinstance(got, (tuple, list)) or len(got) != 3:
-            raise AssertionError(f"{name} should return three tensors (new_mean, new_var, "
-                                 f"mask), got {type(got).__name__}")
-        shape = tuple(mean.shape)
-        new_mean = _as_tensor(name, "new_mean", got[0], shape).double()
-        new_var = _as_tensor(name, "new_var", got[1], shape).double()
-        mask = _as_tensor(name, "mask", got[2], shape)
-        if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
-            raise AssertionError(f"{name}'s mask should be True / False per column, got "
-                                 f"{mask.tolist()}")
-        mask = mask.bool()
+        got = _update_of(name, resilient_update, mean, var, batch, options)
+        answers.add(got, mean, var, batch, **options)
         expected = _reference_update(mean, var, batch, **options)
-        same_mask = torch.equal(mask, expected[2])
-        close = (torch.allclose(new_mean, expected[0].double(), rtol=1e-5, atol=1e-6)
-                 and torch.allclose(new_var, expected[1].double(), rtol=1e-5, atol=1e-6))
-        if same_mask and close:
+        if _same_update(expected, got):
             continue
-        defaults = dict(momentum=options["momentum"], minimal_variance=1e-4,
-                        variance_shift_threshold=10.0)
-        variants = {
-            "biased": dict(unbiased=False),
-            "up only": dict(down=False),
-            "down only": dict(up=False),
-            "no minimal": dict(no_minimal=True),
-            "inclusive": dict(inclusive=True),
-            "minimal inclusive": dict(minimal_inclusive=True),
-            "update all": dict(update_all=True),
-            "swapped": dict(swapped=True),
-            "reverse momentum": dict(reverse_momentum=True),
-        }
-        hints = {
-            "mask inverted": "The mask is inverted: True marks a column kept OUT of the "
-                             "update (a broken one).",
-            "biased": "Use the unbiased batch variance (divide by B - 1), as Batch Norm's "
-                      "running variance does: batch.var(dim=0, unbiased=True).",
-            "up only": "A variance that FALLS by more than the factor is suspect too (a "
-                       "feature going constant): mask ratio < 1 / threshold as well.",
-            "down only": "A variance that RISES by more than the factor is suspect too: "
-                         "mask ratio > threshold as well.",
-            "no minimal": "A column whose batch variance is below minimal_variance is "
-                          "masked even when its running variance is as small.",
-            "inclusive": "A ratio exactly equal to the threshold (or to 1 / threshold) is "
-                         "still inside [1 / threshold, threshold]: mask only ratios "
-                         "strictly outside.",
-            "minimal inclusive": "A variance exactly equal to minimal_variance is allowed: "
-                                 "mask only variances strictly below it.",
-            "update all": "Masked columns must keep their old statistics: apply the "
-                          "moving average only where the mask is False.",
-            "swapped": "The moving average went to the masked columns and the others kept "
-                       "their statistics: torch.where(mask, old, new), not "
-                       "torch.where(mask, new, old).",
-            "reverse momentum": "Batch Norm's momentum is the weight of the NEW batch: "
-                                "running = (1 - momentum) * running + momentum * batch.",
-            "defaults": "Use the arguments minimal_variance and variance_shift_threshold, "
-                        "not the default values.",
-        }
+        hint = answers.hint("Mask a column when its unbiased batch variance is below "
+                            "minimal_variance or batch_var / running_var is outside "
+                            "[1 / threshold, threshold]; masked columns keep their "
+                            "statistics, the others get (1 - momentum) * running + momentum "
+                            "* batch.")
+        raise AssertionError(f"With {case}, {_first_wrong_column(got, expected)}. {hint}")
+    correct(f"{name} updates the running statistics as "
+            "ranking.nn.ResilientBatchNorm1d does, broken columns left alone.")
 
-        def same(result) -> bool:
-            return (torch.equal(mask, result[2])
-                    and torch.allclose(new_mean, result[0].double(), rtol=1e-5, atol=1e-6)
-                    and torch.allclose(new_var, result[1].double(), rtol=1e-5, atol=1e-6))
 
-        matches = [hints[key] for key, variant in variants.items()
-                   if same(_variant(mean, var, batch, **options, **variant))]
-        if close and torch.equal(mask, ~expected[2]):
-            matches.insert(0, hints["mask inverted"])
-        if defaults != options and same(_variant(mean, var, batch, **defaults)):
-            matches.append(hints["defaults"])
-        hint = _hint(matches, "Mask a column when its unbiased batch variance is below "
-                              "minimal_variance or batch_var / running_var is outside "
-                              "[1 / threshold, threshold]; masked columns keep their "
-                              "statistics, the others get (1 - momentum) * running + "
-                              "momentum * batch.")
-        columns = [k for k in range(len(mean))
-                   if mask[k] != expected[2][k]
-                   or not torch.isclose(new_mean[k], expected[0][k].double(), rtol=1e-5,
-                                        atol=1e-6)
-                   or not torch.isclose(new_var[k], expected[1][k].double(), rtol=1e-5,
-                                        atol=1e-6)]
-        k = columns[0]
-        raise AssertionError(
-            f"With {case}, column {k}: expected mean {float(expected[0][k]):.6g}, var "
+def _update_of(name: str, resilient_update: Callable, mean: torch.Tensor, var: torch.Tensor,
+               batch: torch.Tensor, options: dict) -> tuple:
+    """The reader's (new_mean, new_var, mask) in float64 and bool, its inputs unchanged."""
+    inputs = (mean.clone(), var.clone(), batch.clone())
+    got = call(resilient_update, *inputs, **options)
+    for given, kept, what in zip(inputs, (mean, var, batch),
+                                 ("running_mean", "running_var", "batch")):
+        if not torch.equal(given, kept):
+            raise AssertionError(
+                f"{name} changed its argument {what} in place: compute new tensors "
+                "(torch.where, or arithmetic that is not an in-place _ method) and "
+                "return them; the caller's statistics must stay as they were.")
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        raise AssertionError(f"{name} should return three tensors (new_mean, new_var, "
+                             f"mask), got {type(got).__name__}")
+    shape = tuple(mean.shape)
+    mask = _as_tensor(name, "mask", got[2], shape)
+    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+        raise AssertionError(f"{name}'s mask should be True / False per column, got "
+                             f"{mask.tolist()}")
+    return (_as_tensor(name, "new_mean", got[0], shape).double(),
+            _as_tensor(name, "new_var", got[1], shape).double(), mask.bool())
+
+
+def _same_update(theirs: tuple, got: tuple) -> bool:
+    """Whether two updates agree: the same mask, and statistics equal to rounding."""
+    return (torch.equal(torch.as_tensor(theirs[2]).bool(), got[2])
+            and all(torch.allclose(torch.as_tensor(a).double(), b, rtol=1e-5, atol=1e-6)
+                    for a, b in zip(theirs[:2], got[:2])))
+
+
+def _first_wrong_column(got: tuple, expected: tuple) -> str:
+    """What the first column that differs should hold, and what it holds."""
+    expected = (expected[0].double(), expected[1].double(), expected[2])
+    k = next(k for k in range(len(got[0]))
+             if got[2][k] != expected[2][k]
+             or not torch.isclose(got[0][k], expected[0][k], rtol=1e-5, atol=1e-6)
+             or not torch.isclose(got[1][k], expected[1][k], rtol=1e-5, atol=1e-6))
+    return (f"column {k}: expected mean {float(expected[0][k]):.6g}, var "
             f"{float(expected[1][k]):.6g}, masked {bool(expected[2][k])}; got mean "
-            f"{float(new_mean[k]):.6g}, var {float(new_var[k]):.6g}, masked "
-            f"{bool(mask[k])}. {hint}")
-    _correct(f"{name} updates the running statistics as "
-             "ranking.nn.ResilientBatchNorm1d does, broken columns left alone.")
+            f"{float(got[0][k]):.6g}, var {float(got[1][k]):.6g}, masked {bool(got[2][k])}")
