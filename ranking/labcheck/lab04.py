@@ -17,7 +17,7 @@ __all__ = ["check_mix_experts", "check_weight_for_share"]
 
 # ------------------------------------------------------------------------- MMoE gate
 def _gate_cases() -> list[tuple[str, Any, Any]]:
-    """(description, expert_outputs (B, E, H), gate_logits (B, E))."""
+    """(description, expert_outputs (B, M, H), gate_logits (B, M))."""
     import torch
 
     generator = torch.Generator().manual_seed(11)

@@ -49,20 +49,20 @@ def check_delta_buckets(delta_buckets: Callable) -> None:
 
 # --------------------------------------------------------------- interval sum pooling
 def check_interval_sum_pool(interval_sum_pool: Callable) -> None:
-    """Check ``interval_sum_pool(events (B, L, D), mask, delta_hours, bounds) -> (B, D * K)``."""
+    """Check ``interval_sum_pool(events (B, L, V), mask, delta_hours, bounds) -> (B, V * K)``."""
     import torch
 
     from ..nn.sequence import IntervalSumPooling
 
     name = "interval_sum_pool"
     generator = torch.Generator().manual_seed(6)
-    B, L, D = 4, 7, 3
-    events = torch.randn(B, L, D, generator=generator)      # padding slots are NOT zero
+    B, L, V = 4, 7, 3
+    events = torch.randn(B, L, V, generator=generator)      # padding slots are NOT zero
     mask = torch.arange(L)[None, :] < torch.tensor([7, 4, 1, 0])[:, None]
     delta_hours = torch.tensor([[0.2, 1.0, 5.0, 23.9, 24.0, 200.0, 900.0]] * B)
     bounds = [1.0, 24.0, 168.0]
     got = call(interval_sum_pool, events.clone(), mask.clone(), delta_hours.clone(), bounds)
-    pooling = IntervalSumPooling(D, bounds)           # the package's, as chapter 6 uses it
+    pooling = IntervalSumPooling(V, bounds)           # the package's, as chapter 6 uses it
     expected = pooling(events, mask, None, delta_hours)
     _tensor_result(name, got, tuple(expected.shape))
     if torch.allclose(got, expected, atol=1e-5):
