@@ -42,11 +42,11 @@ def nonnegative_int(name: str, value) -> int:
     return int(value)
 
 
-def finite_weight(name: str, value) -> float:
-    """``value`` as a float, if it is a finite number >= 0 (a loss or monitor weight)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+def nonnegative_number(name: str, value) -> float:
+    """``value`` as a float, if it is a finite number >= 0 (a weight, a learning rate)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
             or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite weight >= 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
@@ -122,7 +122,10 @@ def as_array(values: ArrayLike, name: str) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         array = values.detach().cpu().to(torch.float64).numpy()
     else:
-        array = np.asarray(values, dtype=np.float64)
+        try:
+            array = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must hold numbers in one dimension: {error}") from None
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-d, got shape {array.shape} (use .reshape(-1))")
     if array.size == 0:

@@ -52,6 +52,9 @@ class FeatureSpec:
     """If set (seconds since the log start), a conversion counts only if reported by then."""
 
     def __post_init__(self) -> None:
+        # kept as plain Python values: a spec is hashable and saves as JSON
+        for name in ("categorical", "dense", "tasks"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         unknown = set(self.categorical) - set(CATEGORICAL)
         if unknown:
             raise ValueError(f"unknown categorical feature(s) {sorted(unknown)}: allowed {CATEGORICAL}")
@@ -65,7 +68,11 @@ class FeatureSpec:
             raise ValueError(f"clip_quantile must be in (0.5, 1] or None, got {self.clip_quantile}")
         if self.scaling not in ("standard", "minmax", None):
             raise ValueError(f"scaling must be 'standard', 'minmax' or None, got {self.scaling!r}")
-        checks.nonnegative_int("sequence_length", self.sequence_length)
+        object.__setattr__(self, "sequence_length",
+                           checks.nonnegative_int("sequence_length", self.sequence_length))
+        for name in ("clip_quantile", "conversion_observed_at"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, checks.nonnegative_number(name, getattr(self, name)))
 
 
 @dataclass

@@ -89,8 +89,8 @@ class Objective:
         self.masks = _named(task_masks, "task_masks", self.tasks)
         self.weights = {task: 1.0 for task in self.tasks}
         for task, weight in _named(task_weights, "task_weights", self.tasks).items():
-            self.weights[task] = checks.finite_weight(f"task_weights[{task!r}]", weight)
-        self.distillation = {task: checks.finite_weight(f"distillation[{task!r}]", weight)
+            self.weights[task] = checks.nonnegative_number(f"task_weights[{task!r}]", weight)
+        self.distillation = {task: checks.nonnegative_number(f"distillation[{task!r}]", weight)
                              for task, weight in _named(distillation, "distillation",
                                                         self.tasks).items()}
 

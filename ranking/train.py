@@ -10,6 +10,12 @@ A model maps a batch (dict of tensors) to one logit per task, and the loss
 is an ``Objective`` (``ranking.objective``); the loop knows nothing else
 about either. Training on several processes (``ranking.distributed``) and
 day by day (``ranking.continuous``) reuse ``train_step`` and ``train_epoch``.
+
+Three of ``fit``'s options in a word: ``history`` is the users' events
+(``encoder.history``), gathered into every batch for a sequence model;
+``start_at_base_rate`` starts each head at its task's rate in ``train``
+(``ranking.objective.start_heads_at_base_rate``); ``device=None`` picks
+"cuda" when there is one, and the model and data move there once.
 """
 
 from __future__ import annotations
@@ -196,18 +202,18 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
     """
     objective = Objective(tasks, task_masks, task_weights, distillation)
     stopping = EarlyStopping(objective, monitor, patience)
-    check_fit(model, train, valid, objective, history, epochs, batch_size,
-              precision)
+    check_fit(model, train, valid, objective, history, epochs, batch_size, lr,
+              weight_decay, precision)
     device = resolve_device(device)
     torch.manual_seed(seed)
-    if start_at_base_rate:
-        start_heads_at_base_rate(model, train, objective.tasks, objective.masks)
     model.to(device)
     history = history.to(device) if history is not None else None
     batches = Batches(to_device(train, device), batch_size, seed=seed,
                       history=history)
     optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    if start_at_base_rate:      # last: a refused argument leaves the model alone
+        start_heads_at_base_rate(model, train, objective.tasks, objective.masks)
     rows = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -304,13 +310,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def check_fit(model: nn.Module, train: TensorDict, valid: TensorDict | None,
               objective: Objective, history: EventHistory | None, epochs: int,
-              batch_size: int, precision: str) -> None:
+              batch_size: int, lr: float, weight_decay: float,
+              precision: str) -> None:
     """Refuse ``fit``'s data and settings, naming the key at fault."""
     check_data(train, "train", objective, model, history, teachers=True)
     if valid is not None:
         check_data(valid, "valid", objective, model, history)
     checks.positive_int("epochs", epochs)
     checks.positive_int("batch_size", batch_size)
+    checks.nonnegative_number("lr", lr)
+    checks.nonnegative_number("weight_decay", weight_decay)
     checks.one_of("precision", precision, PRECISIONS)
 
 
@@ -333,11 +342,14 @@ def check_model_inputs(model: nn.Module, data: TensorDict, name: str) -> None:
 
 
 def monitored_loss(losses: dict[str, float], weights: dict[str, float]) -> float:
-    """sum_t weight_t * losses["loss_<t>"] over tasks with rows (NaN: overflow)."""
-    if not math.isfinite(losses["loss"]):
+    """sum_t weight_t * losses["loss_<t>"] over the tasks with rows; NaN if the loss
+    overflowed or no monitored task has a row (nothing to judge an epoch by)."""
+    with_rows = {task: weight for task, weight in weights.items()
+                 if not math.isnan(losses[f"loss_{task}"])}
+    if not math.isfinite(losses["loss"]) or not with_rows:
         return math.nan
-    return sum(weight * losses[f"loss_{task}"] for task, weight in weights.items()
-               if not math.isnan(losses[f"loss_{task}"]))
+    return sum(weight * losses[f"loss_{task}"]
+               for task, weight in with_rows.items())
 
 
 def _monitor_weights(monitor: str | dict[str, float] | None,
@@ -351,5 +363,5 @@ def _monitor_weights(monitor: str | dict[str, float] | None,
         raise ValueError("monitor must be None, a task name or a non-empty "
                          f"{{task: weight}} dict, got {monitor!r}")
     checks.known_tasks("monitor", monitor, objective.tasks)
-    return {task: checks.finite_weight(f"monitor[{task!r}]", weight)
+    return {task: checks.nonnegative_number(f"monitor[{task!r}]", weight)
             for task, weight in monitor.items()}

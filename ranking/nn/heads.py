@@ -14,11 +14,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .. import checks
 from .mlp import MLP
 
 
 def tower(in_dim: int, hidden: Sequence[int] = ()) -> nn.Module:
-    """A task's own layers: a small MLP (or nothing), then a linear layer to one logit."""
+    """A task's own layers: a small MLP (or none), then a linear map to a logit."""
     if not hidden:
         return nn.Linear(in_dim, 1)
     mlp = MLP(in_dim, hidden)
@@ -32,8 +33,14 @@ class TaskHeads(nn.ModuleDict):
     that gives each task its own input.
     """
 
-    def __init__(self, in_dim: int, tasks: Sequence[str], hidden: Sequence[int] = ()):
-        super().__init__({task: tower(in_dim, hidden) for task in tasks})
+    def __init__(self, in_dim: int, tasks: Sequence[str],
+                 hidden: Sequence[int] = ()):
+        super().__init__({task: tower(in_dim, hidden)
+                          for task in checks.task_names(tasks)})
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.keys())
 
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         return {task: head(h).squeeze(-1)              # each (B,)
@@ -48,11 +55,11 @@ class TaskHeads(nn.ModuleDict):
 
 
 class TaskBias(nn.Module):
-    """One learned logit offset per task, (T,): a logistic regression's intercepts."""
+    """A learned logit offset per task, (T,): a logistic regression's intercepts."""
 
     def __init__(self, tasks: Sequence[str]):
         super().__init__()
-        self.tasks = tuple(tasks)
+        self.tasks = checks.task_names(tasks)
         self.logit = nn.Parameter(torch.zeros(len(self.tasks)))
 
     def set_output_bias(self, task: str, logit: float) -> None:
@@ -62,10 +69,19 @@ class TaskBias(nn.Module):
 
 
 def set_output_bias(model: nn.Module, task: str, logit: float) -> None:
-    """Start ``task``'s logit at ``logit`` in every head of ``model`` (every surface's tower too)."""
-    heads = [module for module in model.modules() if isinstance(module, (TaskHeads, TaskBias))]
+    """Start ``task``'s logit at ``logit`` in every head of ``model``.
+
+    A model with a tower per surface (``MultiTower``) has a head of each task
+    per surface: all of them start there.
+    """
+    heads = [module for module in model.modules()
+             if isinstance(module, (TaskHeads, TaskBias))]
     if not heads:
-        raise TypeError(f"{type(model).__name__} has no TaskHeads or TaskBias (ranking.nn.heads):"
-                        " there is no output bias to set")
+        raise TypeError(f"{type(model).__name__} has no TaskHeads or TaskBias "
+                        "(ranking.nn.heads): there is no output bias to set")
+    for module in heads:
+        if task not in module.tasks:
+            raise ValueError(f"{type(model).__name__} has no head for task "
+                             f"{task!r}; its heads are {list(module.tasks)}")
     for module in heads:
         module.set_output_bias(task, logit)
