@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ranking.features import FeatureEncoder, FeatureSpec, id_space_sizes, time_split
+from ranking.features import FeatureEncoder, FeatureSpec, id_space_sizes
 from ranking.nn import EmbeddingMLP
 from ranking.serve import save_ranker
-from ranking.simulate import AdLogConfig, load_or_simulate
 from ranking.simulate.world import SECONDS_PER_DAY
 
 torch.set_num_threads(1)
@@ -23,16 +22,6 @@ SPECS = {
                              conversion_observed_at=3.5 * SECONDS_PER_DAY),
     "no dense, no tasks": dict(dense=(), tasks=()),
 }
-
-
-@pytest.fixture(scope="module")
-def logs():
-    return load_or_simulate(AdLogConfig.preset("smoke"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def split(logs):
-    return time_split(logs.impressions)
 
 
 @pytest.fixture(scope="module")

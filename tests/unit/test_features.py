@@ -8,19 +8,10 @@ import pytest
 import torch
 
 from ranking.features import FeatureEncoder, FeatureSpec, most_recent, time_split
-from ranking.simulate import AdLogConfig, simulate
+from ranking.simulate import AdLogConfig
 
 SMOKE = AdLogConfig.preset("smoke")
 
-
-@pytest.fixture(scope="module")
-def logs():
-    return simulate(SMOKE, seed=0)
-
-
-@pytest.fixture(scope="module")
-def split(logs):
-    return time_split(logs.impressions, valid_days=2, test_days=2)
 
 
 def test_time_split_is_ordered_and_complete(logs, split):

@@ -8,12 +8,6 @@ from ranking.features import DENSE, time_split
 from ranking.gbdt import (HISTORY_KEYS, GBDTClassifier, counts_before, gbdt_features,
                           historical_ctr)
 from ranking.metrics import logloss
-from ranking.simulate import AdLogConfig, simulate
-
-
-@pytest.fixture(scope="module")
-def logs():
-    return simulate(AdLogConfig.preset("smoke"), seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -9,27 +9,16 @@ import pytest
 import torch
 
 from ranking.calibration import IsotonicCalibration, PlattScaling
-from ranking.features import FeatureEncoder, FeatureSpec, time_split
+from ranking.features import FeatureEncoder, FeatureSpec
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
 from ranking.serve import (FORMAT_VERSION, export_ranker, load_exported, load_ranker,
                            save_ranker)
-from ranking.simulate import AdLogConfig, load_or_simulate
 from ranking.simulate.world import SECONDS_PER_DAY
 from ranking.train import fit, predict
 
 torch.set_num_threads(1)
 
 CONFIG = dict(embedding_dim=8, hidden=(32, 16))
-
-
-@pytest.fixture(scope="module")
-def logs():
-    return load_or_simulate(AdLogConfig.preset("smoke"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def split(logs):
-    return time_split(logs.impressions)
 
 
 @pytest.fixture(scope="module")
