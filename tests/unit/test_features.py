@@ -13,7 +13,6 @@ from ranking.simulate import AdLogConfig
 SMOKE = AdLogConfig.preset("smoke")
 
 
-
 def test_time_split_is_ordered_and_complete(logs, split):
     train, valid, test = split
     assert len(train) + len(valid) + len(test) == len(logs.impressions)
