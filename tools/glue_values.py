@@ -4,6 +4,7 @@
     python tools/glue_values.py dump --scale smoke --out before.json    # chapters + lab solutions
     python tools/glue_values.py dump --out one.json book/04_multitask.ipynb
     python tools/glue_values.py compare before.json after.json
+    python tools/glue_values.py compare before.json after.json --rerun before-2.json
 
 ``dump`` executes each notebook in a fresh single-threaded kernel (two at a
 time by default) and records, per notebook,
@@ -14,8 +15,9 @@ time by default) and records, per notebook,
   compared too.
 
 ``compare`` lists what differs between two dumps, glued values first, and
-exits 1 if anything does. Timings differ from run to run; they are reported
-like any other change, so say which ones they are.
+exits 1 if anything does. Timings differ from run to run: with ``--rerun``, a
+second dump of the "before" code, a value that also differs between the two
+"before" runs is marked as varying between runs, and only the others count.
 """
 
 from __future__ import annotations
@@ -101,17 +103,24 @@ def dump(notebooks: list[Path], scale: str, workers: int) -> dict:
     return result
 
 
-def differences(before: dict, after: dict, section: str) -> list[str]:
-    """One line per value of ``section`` ('glue' or 'outputs') that differs."""
-    lines = []
+def differences(before: dict, after: dict, section: str,
+                rerun: dict | None = None) -> tuple[list[str], int]:
+    """One entry per value of ``section`` ('glue' or 'outputs') that differs, and how
+    many of them differ only as a rerun of the "before" code differs too."""
+    lines, varying = [], 0
     for name in sorted(set(before["notebooks"]) | set(after["notebooks"])):
         old = before["notebooks"].get(name, {}).get(section, {})
         new = after["notebooks"].get(name, {}).get(section, {})
+        again = (rerun or {}).get("notebooks", {}).get(name, {}).get(section, {})
         for key in sorted(set(old) | set(new), key=lambda k: (len(k), k)):
-            if old.get(key) != new.get(key):
-                lines.append(f"{name} [{key}]\n    before: {old.get(key)!r}\n"
-                             f"    after:  {new.get(key)!r}")
-    return lines
+            if old.get(key) == new.get(key):
+                continue
+            varies = rerun is not None and again.get(key) != old.get(key)
+            varying += varies
+            note = " (varies between runs)" if varies else ""
+            lines.append(f"{name} [{key}]{note}\n    before: {old.get(key)!r}\n"
+                         f"    after:  {new.get(key)!r}")
+    return lines, varying
 
 
 def main() -> None:
@@ -127,6 +136,8 @@ def main() -> None:
     comparing = commands.add_parser("compare", help="list the values two dumps disagree on")
     comparing.add_argument("before", type=Path)
     comparing.add_argument("after", type=Path)
+    comparing.add_argument("--rerun", type=Path,
+                           help="a second dump of the before code: what varies between runs")
     args = parser.parse_args()
 
     if args.command == "dump":
@@ -136,14 +147,15 @@ def main() -> None:
         print(f"glue_values: wrote {args.out}")
         return
     before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
-    glue, outputs = differences(before, after, "glue"), differences(before, after, "outputs")
-    counts = {section: sum(len(entry[section]) for entry in after["notebooks"].values())
-              for section in ("glue", "outputs")}
-    print(f"{len(glue)} of {counts['glue']} glued values differ")
-    print("\n".join(glue))
-    print(f"{len(outputs)} of {counts['outputs']} cell outputs differ")
-    print("\n".join(outputs))
-    sys.exit(1 if glue or outputs else 0)
+    rerun = json.loads(args.rerun.read_text()) if args.rerun else None
+    changed = 0
+    for section, label in (("glue", "glued values"), ("outputs", "cell outputs")):
+        lines, varying = differences(before, after, section, rerun)
+        total = sum(len(entry[section]) for entry in after["notebooks"].values())
+        print(f"{len(lines)} of {total} {label} differ, {varying} of them varying between runs")
+        print("\n".join(lines))
+        changed += len(lines) - varying
+    sys.exit(1 if changed else 0)
 
 
 if __name__ == "__main__":
