@@ -212,7 +212,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
                       history=history)
     optimizer = Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    if start_at_base_rate:      # last: a refused argument leaves the model alone
+    if start_at_base_rate:   # last: a refused argument leaves the model alone
         start_heads_at_base_rate(model, train, objective.tasks, objective.masks)
     rows = []
     for epoch in range(1, epochs + 1):
