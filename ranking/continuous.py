@@ -118,8 +118,9 @@ def _check_days(days: Sequence[TensorDict], day_labels: Sequence[int] | None, ta
         raise ValueError(f"day_labels has {len(day_labels)} entries for {len(days)} days")
     if watch_column is not None and not hasattr(watch, "running_var"):
         raise ValueError("watch_column needs a watch module with a running_var (a Batch Norm)")
+    label_key = f"label_{task}"
     for index, day in enumerate(days):
         checks.num_rows(day, f"days[{index}]")
-        if f"label_{task}" not in day:
-            raise ValueError(f"days[{index}] has no {f'label_{task}'!r}")
+        if label_key not in day:
+            raise ValueError(f"days[{index}] has no {label_key!r}")
     return day_labels

@@ -55,6 +55,11 @@ class FeatureSpec:
         # kept as plain Python values: a spec is hashable and saves as JSON
         for name in ("categorical", "dense", "tasks"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "sequence_length",
+                           checks.nonnegative_int("sequence_length", self.sequence_length))
+        for name in ("clip_quantile", "conversion_observed_at"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, checks.nonnegative_number(name, getattr(self, name)))
         unknown = set(self.categorical) - set(CATEGORICAL)
         if unknown:
             raise ValueError(f"unknown categorical feature(s) {sorted(unknown)}: allowed {CATEGORICAL}")
@@ -68,11 +73,6 @@ class FeatureSpec:
             raise ValueError(f"clip_quantile must be in (0.5, 1] or None, got {self.clip_quantile}")
         if self.scaling not in ("standard", "minmax", None):
             raise ValueError(f"scaling must be 'standard', 'minmax' or None, got {self.scaling!r}")
-        object.__setattr__(self, "sequence_length",
-                           checks.nonnegative_int("sequence_length", self.sequence_length))
-        for name in ("clip_quantile", "conversion_observed_at"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, checks.nonnegative_number(name, getattr(self, name)))
 
 
 @dataclass
@@ -126,8 +126,7 @@ class FeatureEncoder:
     def from_state(cls, state: dict, item_category: np.ndarray) -> "FeatureEncoder":
         """The fitted encoder ``state()`` described, for ids of items whose category is
         ``item_category``; no log, so no event history: refused for a spec with sequences."""
-        spec = FeatureSpec(**{key: tuple(value) if isinstance(value, list) else value
-                              for key, value in state["spec"].items()})
+        spec = FeatureSpec(**state["spec"])            # its lists become tuples
         if spec.sequence_length > 0:
             raise ValueError("an encoder with sequence features needs the users' events: "
                              "build it from the log")

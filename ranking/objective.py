@@ -112,7 +112,7 @@ class Objective:
         for task, key in self.masks.items():
             if key not in data:
                 raise ValueError(f"{name} has no {key!r}, the mask of task {task!r} in task_masks")
-        for task in self.distillation if teachers else ():
+        for task in (self.distillation if teachers else {}):
             key = f"teacher_{task}"
             if key not in data:
                 raise ValueError(f"distillation of {task!r} needs the teacher's probabilities "

@@ -9,14 +9,18 @@ once.
 from __future__ import annotations
 
 import ast
-import json
+import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ranking"
 MODULES = sorted(PACKAGE.rglob("*.py"))
+sys.path.insert(0, str(ROOT / "tools"))
+import notebook_deps as deps  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "labs").rglob("*.ipynb"))
 
 LAYERS = {"checks": 0, "simulate": 1, "history": 2, "features": 2, "batches": 3, "nn": 4,
@@ -94,12 +98,7 @@ def private_uses(tree: ast.AST, module: str = "", is_package: bool = False) -> l
 
 def notebook_code(path: Path) -> ast.AST:
     """The code cells of a notebook, IPython magics turned into calls, as one tree."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    cells = json.loads(path.read_text())["cells"]
-    transform = TransformerManager().transform_cell
-    return ast.parse("\n".join(transform("".join(cell["source"])) for cell in cells
-                               if cell["cell_type"] == "code"))
+    return ast.parse(deps.notebook_code(nbformat.read(path, as_version=4)))
 
 
 def layer(module: str) -> int:
