@@ -5,6 +5,7 @@
 #   make test                      unit tests, lab checks and every chapter/solution at smoke scale
 #   make student                   regenerate labs/*.ipynb from labs/solutions/*.ipynb
 #   make bench                     speed benchmarks, one thread each, JSON in benchmarks/results
+#   make verdicts                  every claim test on five generator worlds: verdicts with intervals
 #   make clean                     remove build outputs (keeps .venv and generated data)
 #
 # Every target creates .venv and installs what it needs on first use.
@@ -42,10 +43,10 @@ STRICT ?= 0
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb) $(wildcard labs/solutions/*.ipynb))
 
-.PHONY: help venv book test student clean distclean offline-assets check-offline bench
+.PHONY: help venv book test student clean distclean offline-assets check-offline bench verdicts
 
 help:
-	@sed -n '3,8s/^# \{0,1\}//p' Makefile
+	@sed -n '3,9s/^# \{0,1\}//p' Makefile
 
 venv: $(STAMP)
 
@@ -108,6 +109,13 @@ bench: $(STAMP)
 	    --sizes book $(if $(filter 1,$(BENCH_GPU)),wide)
 	@for name in simulate_speed batching train_throughput inference_precision; do \
 	    echo "bench: wrote benchmarks/results/$$name-$(BENCH_DEVICE).json"; done
+
+# Every claim test (tests/claims) on the generator worlds 0 to 4, as many at once as there
+# are cores, each on one thread: per claim the effect, its 95% interval over the worlds and
+# the verdict (ranking.verdicts), in experiments/results/claim_verdicts-<cpu|gpu>.json,
+# which chapter 9 shows. About an hour on 2 cores.
+verdicts: $(STAMP)
+	$(PY) experiments/claim_verdicts.py --workers $(WORKERS)
 
 clean:
 	rm -rf _build build .pytest_cache *.egg-info

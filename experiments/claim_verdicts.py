@@ -1,35 +1,31 @@
-"""Claim verdicts per generator seed: the claim tests (tests/claims) re-run on other simulated logs.
+"""Claim verdicts over generator worlds: the claim tests (tests/claims) run on five simulated logs.
 
-    .venv/bin/python experiments/claim_verdicts.py                  # generator seeds 0 and 1
-    .venv/bin/python experiments/claim_verdicts.py --seeds 0 1 2
+    make verdicts                                                    # worlds 0-4, one per core
+    .venv/bin/python experiments/claim_verdicts.py --worlds 0 1 2 --workers 2
     .venv/bin/python experiments/claim_verdicts.py --xml-dir /tmp/claims --reuse   # re-read finished runs
 
 The claim tests are the measurements: each simulates its log(s) with the
-generator seed ``RANKING_CLAIM_SEED`` (0 unless set; model and training seeds
-stay fixed), asserts a claim with a margin, and records what it measured with
-``record_property`` (``effect``, signed so that positive is the claim's
-direction, the ``threshold`` the test compares it with, the test's ``kind`` and
-the numbers behind them) and its claim (``@pytest.mark.claim(n)``). For each
-seed this script runs
+generator seed ``RANKING_CLAIM_SEED`` (a *world*: 0 unless set; model and
+training seeds stay fixed), asserts a claim with a margin on that one world,
+and records what it measured with ``record_property``: ``effect``, signed so
+that positive is the claim's direction (a paired difference where two models
+are compared on the same world), the ``threshold`` (margin) it compares it
+with, the test's ``kind`` and the numbers behind them; ``@pytest.mark.claim(n)``
+names its claim. For each world this script runs
 
-    RANKING_CLAIM_SEED=<seed> python -m pytest tests/claims -p no:cacheprovider --junitxml=<xml> \
+    RANKING_CLAIM_SEED=<world> python -m pytest tests/claims -p no:cacheprovider --junitxml=<xml> \
         -o junit_family=xunit1
 
-(xunit1: pytest's default junit format drops the recorded properties), one
-seed after the other, single-process, reads every test's outcome and
-properties from the junit XML, and writes results/claim_verdicts-<device>.json:
-per claim (1 to 11) its chapter, a one-line statement, what its tests leave
-out, per test the outcome and measurements per seed, a verdict per seed
-("holds": every test passes; "partly": some do; "does not hold": none do) and
-``fragile``: the verdicts differ between seeds, or an ``effect`` (or
-``effect_<what>``) of a test of kind "effect" has a different sign on one seed
-than on another. The effects of "no worse than" tests (a change the claim says
-is harmless, allowed down to a negative threshold) sit near zero, where their
-sign is noise: their sign changes are listed but do not make a claim fragile.
-Claims without a test are listed as such. A failing test is a result, not an
-error of this script; a test that errors leaves its claim "not measured" on that
-seed. Expect several minutes per seed on a 2-core CPU (book-scale logs and a few
-dozen trainings).
+(xunit1: pytest's default junit format drops the recorded properties), as many
+worlds at once as ``--workers`` (default: one per core), reads every test's
+outcome and properties from the junit XML, and writes
+results/claim_verdicts-<device>.json with the code version it ran on. Per test:
+the effect on each world, their mean and 95% interval over the worlds, the
+verdict the interval gives (``ranking.verdicts``: holds, no effect, reverses,
+mixed) and on how many worlds the effect alone clears the margin; per claim,
+one verdict from its tests'. A failing test is a measurement, not an error of
+this script; a test that errors on some world is left out of the interval and
+named. Expect 12 to 25 minutes per world on one core of a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -43,14 +39,28 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from machine import write_result  # noqa: E402
 
+from ranking.verdicts import (CONFIDENCE, claim_verdict, interval, verdict,  # noqa: E402
+                              worlds_agreeing)
+
 NAME = "claim_verdicts"
 ROOT = Path(__file__).resolve().parent.parent
 SEED_VARIABLE = "RANKING_CLAIM_SEED"
+WORLDS = (0, 1, 2, 3, 4)
+TARGETS = {
+    "save_head_gap_closed": dict(test="test_claim7_the_save_weight_moves_videos_into_the_top_slots",
+                                 low=0.03, high=None,
+                                 what="share of the save head's oracle gap closed (chapter 4's ranker)"),
+    "ratio_delayed_feedback": dict(test="test_the_delayed_feedback_model_restores_the_ratio",
+                                   low=0.90, high=1.10,
+                                   what="the delayed-feedback model's mean prediction / mean truth"),
+}
+"""Per-world targets for the training recipe: a property a claim test records, and its bounds."""
 
 CLAIMS = {
     1: dict(chapter="ch3 deep model",
@@ -97,21 +107,6 @@ CLAIMS = {
 """The book's claims (shared/seeds/README.md), the chapter that measures each, and what its tests leave out."""
 
 
-def run_seed(seed: int, xml: Path, tests: str) -> dict:
-    """Run the claim tests on generator seed ``seed``; the junit XML goes to ``xml``."""
-    env = {**os.environ, SEED_VARIABLE: str(seed), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "pytest", tests, "-p", "no:cacheprovider", f"--junitxml={xml}",
-               "-o", "junit_family=xunit1", "-q"]   # xunit2 (the default) drops record_property's properties
-    log = xml.with_suffix(".log")
-    print(f"seed {seed}: {' '.join(command[1:])} (log: {log})", flush=True)
-    started = time.perf_counter()
-    with open(log, "w") as output:
-        exit_code = subprocess.call(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    run = {"seed": seed, "exit_code": exit_code, "wall_seconds": round(time.perf_counter() - started, 1)}
-    xml.with_suffix(".json").write_text(json.dumps(run) + "\n")
-    return run
-
-
 def _number(text: str):
     """A property's value: a float when it reads as one (None when not finite), else the text."""
     try:
@@ -145,169 +140,180 @@ def read_junit(xml: Path) -> dict:
     return {"tests": tests, "totals": totals}
 
 
-def verdict(outcomes: list[str]) -> str:
-    """'holds' when every measured test passed, 'partly' when some did, 'does not hold' when none did."""
-    measured = [outcome for outcome in outcomes if outcome in ("passed", "failed")]
-    if not measured:
-        return "not measured"
-    passed = measured.count("passed")
-    return "holds" if passed == len(measured) else "partly" if passed else "does not hold"
+def run_world(world: int, xml: Path, tests: str) -> dict:
+    """Run the claim tests on generator world ``world``; the junit XML goes to ``xml``."""
+    env = {**os.environ, SEED_VARIABLE: str(world), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "pytest", tests, "-p", "no:cacheprovider", f"--junitxml={xml}",
+               "-o", "junit_family=xunit1", "-q"]   # xunit2 (the default) drops record_property's properties
+    log = xml.with_suffix(".log")
+    print(f"world {world}: {' '.join(command[1:])} (log: {log})", flush=True)
+    started = time.perf_counter()
+    with open(log, "w") as output:
+        exit_code = subprocess.call(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    run = {"world": world, "exit_code": exit_code, "wall_seconds": round(time.perf_counter() - started, 1)}
+    xml.with_suffix(".json").write_text(json.dumps(run) + "\n")
+    print(f"world {world}: done in {run['wall_seconds']:.0f} s (exit code {exit_code})", flush=True)
+    return run
 
 
-def _sign(value) -> int:
-    return 0 if not isinstance(value, float) or value == 0 else (1 if value > 0 else -1)
+def code_version() -> dict:
+    """The commit the claim tests ran on, and whether the working tree differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "ranking", "tests"))
+    return {"commit": git("rev-parse", "HEAD") or None, "date": git("show", "-s", "--format=%cI", "HEAD") or None,
+            "uncommitted_changes": dirty}
 
 
-def sign_changes(test: dict, seeds: list[int]) -> list[str]:
-    """The effect properties of ``test`` that are positive on one seed and negative on another."""
-    names = sorted({name for seed in seeds for name in test["seeds"][str(seed)]["properties"]
-                    if name == "effect" or name.startswith("effect_")})
-    changed = []
-    for name in names:
-        signs = {_sign(test["seeds"][str(seed)]["properties"].get(name)) for seed in seeds}
-        if {1, -1} <= signs:
-            changed.append(name)
-    return changed
+def summarize_test(per_world: dict, worlds: list[int]) -> dict:
+    """Effects over the worlds a test measured on: the interval, its verdict, worlds past the margin."""
+    measured = [w for w in worlds if per_world[str(w)]["outcome"] in ("passed", "failed")
+                and isinstance(per_world[str(w)]["properties"].get("effect"), float)]
+    effects = [per_world[str(w)]["properties"]["effect"] for w in measured]
+    threshold = next((per_world[str(w)]["properties"].get("threshold") for w in measured), None)
+    summary = {"effects": {str(w): e for w, e in zip(measured, effects)}, "threshold": threshold,
+               "not_measured_on": [w for w in worlds if w not in measured]}
+    if len(effects) < 2 or threshold is None:
+        return {**summary, "mean": None, "low": None, "high": None, "verdict": "not measured",
+                "worlds_past_margin": None}
+    spread = interval(effects)
+    return {**summary, "mean": spread.mean, "low": spread.low, "high": spread.high,
+            "verdict": verdict(spread.low, spread.high, threshold),
+            "worlds_past_margin": worlds_agreeing(effects, threshold)}
 
 
-def assemble(seeds: list[int], junit: dict[int, dict]) -> tuple[dict, dict]:
-    """Per claim: tests, verdicts, fragility; and the tests that name no claim."""
+def assemble(worlds: list[int], junit: dict[int, dict]) -> tuple[dict, dict]:
+    """Per claim: its tests (per world and over worlds) and its verdict; and the tests that name no claim."""
     by_claim: dict[int, dict] = {number: {} for number in CLAIMS}
     others = {}
-    test_ids = list(dict.fromkeys(test_id for seed in seeds for test_id in junit[seed]["tests"]))
+    test_ids = list(dict.fromkeys(test_id for world in worlds for test_id in junit[world]["tests"]))
     for test_id in test_ids:
-        per_seed, claim, kind = {}, None, None
-        for seed in seeds:
-            found = junit[seed]["tests"].get(test_id, {"outcome": "missing", "message": None, "seconds": None,
-                                                         "properties": {}})
+        per_world, claim, kind = {}, None, None
+        for world in worlds:
+            found = junit[world]["tests"].get(test_id, {"outcome": "missing", "message": None, "seconds": None,
+                                                          "properties": {}})
             properties = dict(found["properties"])
             claim = int(properties.pop("claim")) if "claim" in properties else claim
             kind = properties.pop("kind", kind)
-            per_seed[str(seed)] = {**found, "properties": properties}
-        test = {"kind": kind, "seeds": per_seed}
-        test["sign_changes"] = sign_changes(test, seeds)
-        if claim in by_claim:
-            by_claim[claim][test_id] = test
-        else:
-            others[test_id] = test
+            per_world[str(world)] = {**found, "properties": properties}
+        test = {"kind": kind, "worlds": per_world, **summarize_test(per_world, worlds)}
+        (by_claim[claim] if claim in by_claim else others)[test_id] = test
 
     claims = {}
     for number, info in CLAIMS.items():
         tests = by_claim[number]
-        entry = {"chapter": info["chapter"], "statement": info["statement"], "has_test": bool(tests),
-                 "untested": info["untested"] if tests else "no test", "tests": tests}
-        if not tests:
-            entry.update(verdicts={str(seed): None for seed in seeds}, fragile=None, fragile_reasons=[])
-            claims[str(number)] = entry
-            continue
-        verdicts = {str(seed): verdict([test["seeds"][str(seed)]["outcome"] for test in tests.values()])
-                    for seed in seeds}
-        reasons = []
-        measured = {value for value in verdicts.values() if value != "not measured"}
-        if len(measured) > 1:
-            reasons.append("verdicts differ between seeds: " + ", ".join(f"seed {s} {v}" for s, v in verdicts.items()))
-        for test_id, test in tests.items():
-            if test["kind"] == "effect":
-                reasons += [f"{test_id.split('::')[1]}: {name} changes sign" for name in test["sign_changes"]]
-        entry.update(verdicts=verdicts, fragile=bool(reasons), fragile_reasons=reasons)
-        claims[str(number)] = entry
+        verdicts = [test["verdict"] for test in tests.values() if test["verdict"] != "not measured"]
+        claims[str(number)] = {"chapter": info["chapter"], "statement": info["statement"],
+                               "untested": info["untested"], "tests": tests,
+                               "verdict": claim_verdict(verdicts) if verdicts else "not measured"}
     return claims, others
 
 
-def summary_rows(claims: dict, seeds: list[int]) -> list[str]:
-    """One line per test (claim, verdicts, effect vs threshold per seed), for the printed table."""
-    lines = [f"{'claim':<6}{'chapter':<18}{'verdict per seed':<30}{'fragile':<9}test: effect (threshold) per seed"]
+def targets(claims: dict, worlds: list[int]) -> dict:
+    """Each target's value on every world and whether it is met there."""
+    tests = {test_id.split("::")[1]: test for claim in claims.values() for test_id, test in claim["tests"].items()}
+    found = {}
+    for name, target in TARGETS.items():
+        test = tests.get(target["test"])
+        values = {str(w): (test["worlds"][str(w)]["properties"].get(name) if test else None) for w in worlds}
+        met = {w: value is not None and value >= target["low"]
+               and (target["high"] is None or value <= target["high"]) for w, value in values.items()}
+        found[name] = {**target, "values": values, "met": met, "met_on_every_world": all(met.values())}
+    return found
+
+
+def summary_rows(claims: dict) -> list[str]:
+    """One line per test: claim, mean effect [interval] against the margin, verdict, worlds past it."""
+    lines = [f"{'claim':<6}{'verdict':<12}{'test':<50}{'mean [95% interval]':<28}{'margin':>8}  worlds"]
     for number, claim in claims.items():
-        verdicts = " / ".join(str(claim["verdicts"][str(seed)]) for seed in seeds) if claim["has_test"] else "no test"
-        fragile = "-" if claim["fragile"] is None else "yes" if claim["fragile"] else "no"
-        first = f"{number:<6}{claim['chapter']:<18}{verdicts:<30}{fragile:<9}"
-        if not claim["tests"]:
-            lines.append(first)
         for index, (test_id, test) in enumerate(claim["tests"].items()):
-            cells = []
-            for seed in seeds:
-                found = test["seeds"][str(seed)]
-                effect, threshold = found["properties"].get("effect"), found["properties"].get("threshold")
-                mark = {"passed": "ok", "failed": "FAIL"}.get(found["outcome"], found["outcome"].upper())
-                shown = "n/a" if effect is None else f"{effect:+.4g}"
-                cells.append(f"{shown} {mark}")
-            threshold = next((test["seeds"][str(seed)]["properties"].get("threshold") for seed in seeds
-                              if test["seeds"][str(seed)]["properties"].get("threshold") is not None), None)
-            name = test_id.split("::")[1].removeprefix("test_")[:46]
-            row = f"{name}: {' | '.join(cells)} (> {threshold:+.4g})" if threshold is not None else \
-                f"{name}: {' | '.join(cells)}"
-            lines.append((first if index == 0 else " " * len(first)) + row)
+            first = f"{number:<6}{claim['verdict']:<12}" if index == 0 else " " * 18
+            name = test_id.split("::")[1].removeprefix("test_")[:48]
+            if test["mean"] is None:
+                lines.append(f"{first}{name:<50}not measured")
+                continue
+            spread = f"{test['mean']:+.4f} [{test['low']:+.4f}, {test['high']:+.4f}]"
+            lines.append(f"{first}{name:<50}{spread:<28}{test['threshold']:>+8.3f}  "
+                         f"{test['worlds_past_margin']}/{len(test['effects'])} {test['verdict']}")
     return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="generator seeds (default 0 1)")
+    parser.add_argument("--worlds", type=int, nargs="+", default=list(WORLDS),
+                        help="generator seeds, one world each (default 0 1 2 3 4)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worlds run at once, each on one thread (default: one per core)")
     parser.add_argument("--tests", default="tests/claims", help="the claim tests (default tests/claims)")
     parser.add_argument("--xml-dir", type=Path, default=None,
-                        help="keep each seed's junit XML, log and run record here (default: a temporary folder)")
+                        help="keep each world's junit XML, log and run record here (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true",
-                        help="read a seed's XML from --xml-dir when it is there instead of running it again")
+                        help="read a world's XML from --xml-dir when it is there instead of running it again")
     args = parser.parse_args()
-    if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) != len(args.seeds):
-        parser.error("--seeds must be distinct non-negative integers")
+    if any(world < 0 for world in args.worlds) or len(set(args.worlds)) != len(args.worlds):
+        parser.error("--worlds must be distinct non-negative integers")
+    if len(args.worlds) < 2:
+        parser.error("--worlds needs at least two worlds: an interval needs more than one")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.reuse and args.xml_dir is None:
         parser.error("--reuse needs --xml-dir")
+    version = code_version()
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.xml_dir or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        runs, junit = {}, {}
-        for seed in args.seeds:
-            xml = folder / f"claims-seed{seed}.xml"
-            if args.reuse and xml.exists() and xml.with_suffix(".json").exists():
-                run = json.loads(xml.with_suffix(".json").read_text())
-                print(f"seed {seed}: reusing {xml}", flush=True)
-            else:
-                run = run_seed(seed, xml, args.tests)
-            if not xml.exists():
-                raise SystemExit(f"seed {seed}: pytest wrote no junit XML (exit code {run['exit_code']}); "
-                                 f"see {xml.with_suffix('.log')}")
-            junit[seed] = read_junit(xml)
-            runs[str(seed)] = {**run, **junit[seed]["totals"]}
-            print(f"seed {seed}: {runs[str(seed)]}", flush=True)
+        xmls = {world: folder / f"claims-world{world}.xml" for world in args.worlds}
+        reused = [w for w in args.worlds if args.reuse and xmls[w].exists() and xmls[w].with_suffix(".json").exists()]
+        runs = {w: json.loads(xmls[w].with_suffix(".json").read_text()) for w in reused}
+        to_run = [w for w in args.worlds if w not in reused]
+        with ThreadPoolExecutor(max_workers=args.workers) as pool:
+            runs.update(zip(to_run, pool.map(lambda w: run_world(w, xmls[w], args.tests), to_run)))
+        junit = {}
+        for world in args.worlds:
+            if not xmls[world].exists():
+                raise SystemExit(f"world {world}: pytest wrote no junit XML (exit code {runs[world]['exit_code']}); "
+                                 f"see {xmls[world].with_suffix('.log')}")
+            junit[world] = read_junit(xmls[world])
+            runs[world] = {**runs[world], **junit[world]["totals"]}
 
-    claims, others = assemble(args.seeds, junit)
+    claims, others = assemble(args.worlds, junit)
     result = {
-        "seeds": args.seeds,
+        "worlds": args.worlds,
         "seed_variable": SEED_VARIABLE,
-        "command": f"{SEED_VARIABLE}=<seed> python -m pytest {args.tests} -p no:cacheprovider --junitxml=<xml> "
-                   "-o junit_family=xunit1",
+        "code_version": version,
+        "command": f"{SEED_VARIABLE}=<world> python -m pytest {args.tests} -p no:cacheprovider "
+                   "--junitxml=<xml> -o junit_family=xunit1",
+        "confidence": CONFIDENCE,
         "rules": {
-            "verdict": "holds: every test of the claim passed on that seed; partly: some did; does not hold: "
-                       "none did; not measured: its tests errored; null: the claim has no test",
-            "effect": "each test records effect (positive: the claim's direction) and the threshold its main "
-                      "assertion compares it with (the test needs effect > threshold); kind 'effect': a "
-                      "difference the claim predicts; 'no worse than': a change the claim calls harmless, "
-                      "allowed down to a negative threshold; 'level': a quantity above a bar",
-            "fragile": "the verdicts differ between seeds, or effect / effect_<what> of a test of kind 'effect' "
-                       "is positive on one seed and negative on another",
+            "effect": "each test records effect (positive: the claim's direction; a paired difference on the "
+                      "same world where two models are compared) and the threshold (margin) its assertion "
+                      "compares it with on one world; kind 'effect': a difference the claim predicts; "
+                      "'no worse than': a change the claim calls harmless, allowed down to a negative margin; "
+                      "'level': a quantity above a bar",
+            "interval": f"mean of the per-world effects and its {CONFIDENCE:.0%} Student-t interval",
+            "verdict": "ranking.verdicts: holds (interval past the margin), reverses (interval on the other "
+                       "side of zero, or below a negative margin), no effect (interval contains zero), "
+                       "mixed (otherwise); a claim: its tests' verdict when they agree, else reverses when "
+                       "one reverses and none holds, else mixed",
         },
-        "runs": runs,
+        "runs": {str(world): runs[world] for world in args.worlds},
+        "targets": targets(claims, args.worlds),
         "claims": claims,
-        "claims_without_test": [int(number) for number, claim in claims.items() if not claim["has_test"]],
-        "fragile_claims": [int(number) for number, claim in claims.items() if claim["fragile"]],
         "other_tests": others,
     }
     path = write_result(NAME, result, __file__)
 
     print()
-    print("\n".join(summary_rows(claims, args.seeds)))
+    print("\n".join(summary_rows(claims)))
     print()
-    for seed in args.seeds:
-        run = runs[str(seed)]
-        print(f"seed {seed}: {run['tests']} tests, {run['failures']} failed, {run['errors']} errors, "
+    for world in args.worlds:
+        run = runs[world]
+        print(f"world {world}: {run['tests']} tests, {run['failures']} failed, {run['errors']} errors, "
               f"{run['wall_seconds']:.0f} s")
-    for test_id, test in others.items():
-        outcomes = ", ".join(f"seed {seed} {test['seeds'][str(seed)]['outcome']}" for seed in args.seeds)
-        print(f"not a claim: {test_id.split('::')[1]}: {outcomes}")
-    print(f"fragile claims: {result['fragile_claims'] or 'none'}; without a test: "
-          f"{result['claims_without_test'] or 'none'}")
+    for name, target in result["targets"].items():
+        values = ", ".join(f"{w}: {v:.3f}" if v is not None else f"{w}: n/a" for w, v in target["values"].items())
+        print(f"target {name}: {values} -> {'met' if target['met_on_every_world'] else 'NOT met'} on every world")
     print(f"wrote {path}")
 
 

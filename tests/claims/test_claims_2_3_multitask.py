@@ -18,7 +18,7 @@ from ranking.batches import subset
 from ranking.nn import EmbeddingMLP
 from ranking.nn.multitask import MMoE, SharedBottom
 from ranking.simulate import TASKS
-from ranking.objective import entropy_weights, task_rates
+from ranking.objective import boost_rare_tasks, entropy_weights, task_rates
 from ranking.train import fit, predict
 
 RECIPE = dict(epochs=10, patience=2, batch_size=4096, lr=1e-3, weight_decay=1e-4, progress=False,
@@ -58,7 +58,7 @@ def claim2(data):
     alone = train_and_predict(build(EmbeddingMLP, encoder, ("conversion",)), subset(train, labelled),
                               subset(valid, valid["label_click"] == 1), test, ("conversion",))
     shared = train_and_predict(build(SharedBottom, encoder, pair), train, valid, test, pair, masks,
-                               task_weights=weights, monitor=weights)
+                               task_weights=boost_rare_tasks(weights), monitor=weights)
     clicked = test["label_click"].numpy() == 1        # the conversion is defined after a click
     return {name: oracle_gap(test, probs["conversion"], "conversion", prior, clicked)
             for name, probs in (("conversion only", alone), ("with click", shared))}
@@ -90,7 +90,8 @@ def claim3(data):
                 masks = {task: key for task, key in CLICKED_ONLY.items() if task in tasks}
                 weights = entropy_weights(train, tasks, masks)
                 probs = train_and_predict(build(model_class, encoder, tasks, seed), train, valid, test, tasks,
-                                          masks, seed, task_weights=weights, monitor="click", patience=1)
+                                          masks, seed, task_weights=boost_rare_tasks(weights), monitor="click",
+                                          patience=1)
                 gaps[name, label, seed] = oracle_gap(test, probs["click"], "click", prior)
     probs = train_and_predict(build(SharedBottom, encoder, TASKS), train, valid, test, TASKS, CLICKED_ONLY,
                               start_at_base_rate=False, patience=1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ranking.objective import Objective
+from ranking.objective import Objective, boost_rare_tasks
 
 TASKS = ("click", "conversion")
 MASKS = {"conversion": "label_click"}
@@ -169,3 +169,11 @@ def test_check_with_teachers_refuses_a_teacher_that_is_not_probabilities(teacher
     objective = Objective(TASKS, distillation={"click": 0.5})
     with pytest.raises(ValueError, match=r"train\['teacher_click'\].*\[0, 1\]"):
         objective.check(batch, "train", teachers=True)
+
+
+def test_boost_rare_tasks_raises_every_task_but_the_first():
+    weights = {"click": 1.0, "save": 2.5, "hide": 6.0}
+    assert boost_rare_tasks(weights, 4.0) == {"click": 1.0, "save": 10.0, "hide": 24.0}
+    assert boost_rare_tasks(weights, 1.0) == weights
+    with pytest.raises(ValueError, match="boost"):
+        boost_rare_tasks(weights, -1.0)
