@@ -13,6 +13,10 @@ oracle log-loss gap closed, overall and per surface). Groups of runs:
 - transformer: the Transformer with early fusion, 2 and 3 layers, 2 and 4 heads,
   order or no positions instead of time deltas, and concatenated event parts;
 - length: DIN over the last 8, 16, 64 and 100 events (the ladder has 32);
+- attention: sum pooling, DIN and long-short without the per-event comparisons
+  with the candidate (``interactions=False``), for each of ``--seeds``: beside
+  the ladder's runs (which have them), this splits DIN's gain between its
+  attention and the comparisons it is given;
 - cost: inference latency for ``--latency-rows`` candidates of one request and
   training rows per second, per model and sequence length.
 
@@ -176,6 +180,10 @@ def planned_runs(seeds: list[int]) -> list[dict]:
                          seed=0, options=dict(length=length)))
     for seed in seeds[1:]:
         runs += ladder(seed)
+    for seed in seeds:      # what carries DIN's gain: the attention, or the comparisons?
+        for name in ("sum", "din", "long-short"):
+            runs.append(dict(group="attention", model=name, setting="no comparisons",
+                             seed=seed, options=dict(interactions=False)))
     return runs
 
 

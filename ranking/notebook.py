@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import random
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,3 +80,8 @@ def show_code(*objects) -> None:
 
     for obj in objects:
         display(_Source(textwrap.dedent(inspect.getsource(obj))))
+
+
+def read_record(path: str) -> dict:
+    """A recorded benchmark or experiment (JSON, with the machine it ran on)."""
+    return json.loads(Path(path).read_text())

@@ -21,11 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from scipy import stats
 
 VERDICTS = ("holds", "no effect", "reverses", "mixed")
 CONFIDENCE = 0.95
+ACRONYMS = {"dnn": "DNN", "gbdt": "GBDT", "mmoe": "MMoE", "dcn": "DCN", "v2": "V2",
+            "platt": "Platt", "auc": "AUC", "bottoms": "bottom's"}
+"""How the words of a test's name are written on the page."""
+VERDICT_COLORS = {"holds": "tab:green", "no effect": "tab:grey", "reverses": "tab:red",
+                  "mixed": "tab:orange"}
 
 
 @dataclass(frozen=True)
@@ -79,3 +87,56 @@ def claim_verdict(test_verdicts: Sequence[str]) -> str:
 def worlds_agreeing(effects: Sequence[float], threshold: float) -> int:
     """On how many worlds the effect alone is past the margin (the test passed)."""
     return int(np.sum(np.asarray(effects, dtype=float) > threshold))
+
+
+def short_name(test_id: str, claim: int | str) -> str:
+    """A claim test's id as words: 'tests/...py::test_claim7_the_dial' -> 'the dial'."""
+    name = test_id.split("::")[-1].removeprefix("test_").removeprefix(f"claim{claim}_")
+    return " ".join(ACRONYMS.get(word, word) for word in name.split("_"))
+
+
+def verdict_table(record: dict, claims: Sequence[int] | None = None) -> pd.DataFrame:
+    """One row per claim test of a five-world record (``experiments/claim_verdicts.py``)."""
+    rows = []
+    for number, claim in record["claims"].items():
+        if claims is not None and int(number) not in claims:
+            continue
+        for test_id, test in claim["tests"].items():
+            rows.append({"claim": int(number), "test": short_name(test_id, number),
+                         "kind": test["kind"], "mean": test["mean"], "low": test["low"],
+                         "high": test["high"], "margin": test["threshold"],
+                         "worlds past margin": f"{test['worlds_past_margin']} of "
+                                               f"{len(test['effects'])}",
+                         "verdict": test["verdict"], "claim verdict": claim["verdict"],
+                         "effects": list(test["effects"].values())})
+    return pd.DataFrame(rows)
+
+
+def plot_effects(record: dict, claims: Sequence[int]) -> plt.Figure:
+    """Per claim test, one panel: the effect on each world (dots), their mean and
+    95% interval (diamond and bar, coloured by verdict) and the margin (|)."""
+    table = verdict_table(record, claims)
+    fig, axes = plt.subplots(len(table), 1, figsize=(9, 0.75 * len(table) + 0.6), squeeze=False)
+    for ax, row in zip(axes[:, 0], table.itertuples()):
+        sns.stripplot(x=row.effects, color="grey", size=5, ax=ax, zorder=1, jitter=0.15)
+        ax.errorbar(row.mean, 0, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="D",
+                    color=VERDICT_COLORS[row.verdict], capsize=4, zorder=2)
+        ax.plot([row.margin], [0], "|", color="black", ms=16, zorder=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks([0], [f"claim {row.claim}: {row.test[:56]}"])
+        ax.set_ylim(-0.5, 0.5)
+        ax.text(1.01, 0.5, row.verdict, transform=ax.transAxes, va="center",
+                color=VERDICT_COLORS[row.verdict], fontweight="bold")
+    axes[-1, 0].set_xlabel("effect on each world (positive: the claim's direction); "
+                           "| the margin")
+    fig.tight_layout()
+    return fig
+
+
+def describe(record: dict, claim: int) -> str:
+    """A sentence for the page: a claim's verdict over the worlds, and each test's."""
+    table = verdict_table(record, [claim])
+    parts = "; ".join(f"{row['test']}: {row['verdict']} ({row['worlds past margin']} "
+                      "worlds past the margin)" for row in table.to_dict("records"))
+    return (f"over {len(record['worlds'])} worlds, claim {claim}: "
+            f"{table['claim verdict'].iloc[0].upper()}. {parts[0].upper()}{parts[1:]}")
