@@ -47,10 +47,11 @@ class Interval:
 
 
 def interval(effects: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
-    """Mean and ``confidence`` t-interval of ``effects`` (one per world, at least 2)."""
+    """Mean and ``confidence`` t-interval of ``effects`` (one per world, 2+)."""
     values = np.asarray(effects, dtype=float)
     if values.ndim != 1 or len(values) < 2:
-        raise ValueError(f"effects must be at least 2 numbers, one per world, got {len(values)}")
+        raise ValueError("effects must be at least 2 numbers, one per world, "
+                         f"got {len(values)}")
     if not np.all(np.isfinite(values)):
         raise ValueError(f"effects must be finite, got {values.tolist()}")
     mean = float(values.mean())
@@ -60,7 +61,7 @@ def interval(effects: Sequence[float], confidence: float = CONFIDENCE) -> Interv
 
 
 def verdict(low: float, high: float, threshold: float) -> str:
-    """The verdict of an interval [low, high] against the claim's margin ``threshold``."""
+    """The verdict of an interval [low, high] against the margin ``threshold``."""
     if low > high:
         raise ValueError(f"low must not exceed high, got [{low}, {high}]")
     if low > threshold:
@@ -76,7 +77,8 @@ def claim_verdict(test_verdicts: Sequence[str]) -> str:
     """One verdict for a claim from its tests' verdicts."""
     unknown = set(test_verdicts) - set(VERDICTS)
     if not test_verdicts or unknown:
-        raise ValueError(f"test_verdicts must be verdicts from {VERDICTS}, got {list(test_verdicts)}")
+        raise ValueError(f"test_verdicts must be verdicts from {VERDICTS}, "
+                         f"got {list(test_verdicts)}")
     if len(set(test_verdicts)) == 1:
         return test_verdicts[0]
     if "holds" not in test_verdicts and "reverses" in test_verdicts:
