@@ -83,8 +83,11 @@ check-offline: $(STAMP)
 
 # pytest exits 5 when it collected no test: make treats that, like any non-zero
 # exit, as a failure. Student labs (labs/*.ipynb) are not executed: their stubs raise.
+# WORKERS pytest processes (pytest-xdist), each on one thread; --dist loadfile keeps
+# every test file and every notebook on one process, in order.
 test: $(STAMP)
 	RANKING_SCALE=$(TEST_SCALE) $(PY) -m pytest tests $(NOTEBOOKS) \
+	    -n $(WORKERS) --dist loadfile \
 	    --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 
 student: $(STAMP)
