@@ -21,7 +21,7 @@ def record() -> dict:
     return json.loads(RECORD.read_text())
 
 
-def tests_of(record: dict):
+def each_test(record: dict):
     for number, claim in record["claims"].items():
         for test_id, test in claim["tests"].items():
             yield number, test_id, test
@@ -46,7 +46,7 @@ def test_every_claim_has_a_test_measured_on_every_world(record):
 
 
 def test_each_interval_and_verdict_follows_from_the_effects(record):
-    for _, test_id, test in tests_of(record):
+    for _, test_id, test in each_test(record):
         effects = list(test["effects"].values())
         spread = interval(effects, record["confidence"])
         assert (test["mean"], test["low"], test["high"]) == pytest.approx(
