@@ -140,5 +140,5 @@ def describe(record: dict, claim: int) -> str:
     table = verdict_table(record, [claim])
     parts = "; ".join(f"{row['test']}: {row['verdict']} ({row['worlds past margin']} "
                       "worlds past the margin)" for row in table.to_dict("records"))
-    return (f"over {len(record['worlds'])} worlds, claim {claim}: "
+    return (f"Over {len(record['worlds'])} worlds, claim {claim}: "
             f"{table['claim verdict'].iloc[0].upper()}. {parts[0].upper()}{parts[1:]}")
