@@ -2,8 +2,8 @@
 
 Chapter 4's dial at the ``book`` scale, as the chapter runs it (generator seed
 ``RANKING_CLAIM_SEED``, 0 unless set, the numbers noted are seed 0's; the model
-seed stays 0). Not on the moderate log: there the save head stays at its base
-rate (the standard deviation of its predictions 0.0002 to 0.0003, of the true
+seed stays 0). Not on the moderate log: there, before ``boost_rare_tasks``, the save
+head stayed at its base rate (the standard deviation of its predictions 0.0002 to 0.0003, of the true
 probabilities 0.017, an MMoE and a shared bottom alike), so the weight has
 nothing to turn: videos hold 16 to 19% of the top slots at weight 0 and at 8,
 a test of the moderate log's size rather than of the claim. An MMoE learns the click,
