@@ -29,7 +29,8 @@ from ranking.batches import Batches
 from ranking.features import FeatureEncoder, FeatureSpec, time_split
 from ranking.metrics import oracle_gap_closed
 from ranking.nn.multitask import MMoE
-from ranking.objective import Objective, entropy_weights, start_heads_at_base_rate
+from ranking.objective import (Objective, boost_rare_tasks, entropy_weights,
+                               start_heads_at_base_rate)
 from ranking.simulate import AdLogConfig, load_or_simulate
 from ranking.train import EarlyStopping, predict, train_step
 
@@ -47,7 +48,7 @@ def tower_gradient_norms(model, tasks) -> dict[str, float]:
     return norms
 
 
-def run_world(world: int, epochs: int, lr: float, save_boost: float = 1.0,
+def run_world(world: int, epochs: int, lr: float, boost: float = 1.0,
               batch_size: int = 4096, weight_decay: float = 1e-4) -> dict:
     torch.set_num_threads(1)
     logs = load_or_simulate(AdLogConfig.preset("book"), seed=world)
@@ -55,7 +56,7 @@ def run_world(world: int, epochs: int, lr: float, save_boost: float = 1.0,
     encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0, tasks=TASKS)).fit(frames[0])
     train, valid, test = (encoder.transform(frame) for frame in frames)
     weights = entropy_weights(train, TASKS)
-    weights = {task: w * (save_boost if task != TASKS[0] else 1.0) for task, w in weights.items()}
+    weights = boost_rare_tasks(weights, boost)
     objective = Objective(TASKS, None, weights)
     torch.manual_seed(0)
     model = MMoE(encoder.cardinalities, encoder.n_dense, tasks=TASKS)
@@ -94,7 +95,9 @@ def main() -> None:
     parser.add_argument("--worlds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--save-boost", type=float, default=1.0)
+    parser.add_argument("--boost", type=float, default=1.0,
+                        help="train (and watch) every task but the click at this multiple of its "
+                             "entropy weight (boost_rare_tasks); 1: entropy weights alone")
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--workers", type=int, default=2)
@@ -103,8 +106,8 @@ def main() -> None:
     n = len(args.worlds)
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_world, args.worlds, [args.epochs] * n, [args.lr] * n,
-                                [args.save_boost] * n, [args.batch_size] * n, [args.weight_decay] * n))
-    settings = {k: getattr(args, k) for k in ("epochs", "lr", "save_boost", "batch_size", "weight_decay")}
+                                [args.boost] * n, [args.batch_size] * n, [args.weight_decay] * n))
+    settings = {k: getattr(args, k) for k in ("epochs", "lr", "boost", "batch_size", "weight_decay")}
     print(write_result(NAME + args.tag, {"worlds": results, **settings}, __file__))
 
 
