@@ -28,6 +28,8 @@ CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "ho
                "category")
 DENSE = ("user_follower_count", "user_engagement_count", "item_save_count", "item_age_days",
          "advertiser_budget", "context_similarity", "query_match")
+DERIVED = ("surface", "hour_of_day", "category")
+"""Categorical inputs computed from other columns (surface names, timestamp, item)."""
 COUNT_LIKE = ("user_follower_count", "user_engagement_count", "item_save_count",
               "item_age_days", "advertiser_budget")
 """Dense columns that are non-negative and heavy-tailed: log1p applies to these."""
@@ -123,7 +125,7 @@ class FeatureEncoder:
                 "dense_statistics": {name: values.tolist() for name, values in statistics.items()}}
 
     @classmethod
-    def from_state(cls, state: dict, item_category: np.ndarray) -> "FeatureEncoder":
+    def from_state(cls, state: dict, item_category: np.ndarray) -> FeatureEncoder:
         """The fitted encoder ``state()`` described, for ids of items whose category is
         ``item_category``; no log, so no event history: refused for a spec with sequences."""
         spec = FeatureSpec(**state["spec"])            # its lists become tuples
@@ -148,8 +150,9 @@ class FeatureEncoder:
         """Action vocabulary of the sequence, padding included."""
         return len(ACTIONS) + 1
 
-    def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
+    def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
         """Learn clip bounds and scaling statistics from the training frame only."""
+        self.check_columns(frame)
         values = self._raw_dense(frame)
         if self.spec.clip_quantile is not None:
             low = np.quantile(values, 1.0 - self.spec.clip_quantile, axis=0)
@@ -172,9 +175,7 @@ class FeatureEncoder:
         sequences, history_start, history_end and timestamp (for ``history.gather``)."""
         if self.statistics is None:
             raise RuntimeError("call fit(train_frame) before transform()")
-        missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
-        if missing:
-            raise ValueError(f"frame is missing column(s) {missing}")
+        self.check_columns(frame)
         data = {name: torch.from_numpy(self._categorical(frame, name)) for name in self.spec.categorical}
         data["dense"] = torch.from_numpy(self.dense(frame))
         if self.history is not None:
@@ -182,11 +183,39 @@ class FeatureEncoder:
         data.update(self._labels_and_oracle(frame))
         return data
 
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        """Refuse a frame that lacks a column the encoder reads, whose ids are not
+        integers or whose timestamps and dense values are not numbers, naming the
+        column (dense values are checked finite as they are read)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"frame must be a DataFrame, got {type(frame).__name__}")
+        read = [name for name in self.spec.categorical if name not in DERIVED]
+        ids = list(dict.fromkeys(["user_id", "item_id", *read]))
+        numbers = ["timestamp", *self.spec.dense]
+        surface = ["surface"] if "surface" in self.spec.categorical else []
+        missing = [name for name in ids + numbers + surface if name not in frame.columns]
+        if missing:
+            raise ValueError(f"frame is missing column(s) {missing}")
+        for name in ids:
+            if not _holds(frame[name], "integer"):
+                raise TypeError(f"column {name!r} must hold integer ids, got dtype "
+                                f"{frame[name].dtype}")
+        for name in numbers:
+            if not _holds(frame[name], "number"):
+                raise TypeError(f"column {name!r} must hold numbers, got dtype "
+                                f"{frame[name].dtype}")
+        if not np.isfinite(frame["timestamp"].to_numpy(np.float64)).all():
+            raise ValueError("column 'timestamp' holds NaN or infinite values")
+
     # ----------------------------------------------------------------- dense
     def _raw_dense(self, frame: pd.DataFrame) -> np.ndarray:
         columns = []
         for name in self.spec.dense:
             values = frame[name].to_numpy(np.float64)
+            if not np.isfinite(values).all():
+                bad = int((~np.isfinite(values)).sum())
+                raise ValueError(f"column {name!r} holds NaN or infinite values "
+                                 f"({bad} of {len(values)} rows)")
             if self.spec.log1p and name in COUNT_LIKE:
                 values = np.log1p(np.maximum(values, 0.0))
             columns.append(values)
@@ -227,6 +256,17 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
+
+
+def _holds(column: pd.Series, kind: str) -> bool:
+    """Whether a column's dtype is an integer one ("integer") or any number ("number");
+    bool is neither: True is not an id, nor a count."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return False
+    if kind == "integer":
+        return pd.api.types.is_integer_dtype(dtype)
+    return pd.api.types.is_numeric_dtype(dtype)
 
 
 def id_space_sizes(config: AdLogConfig) -> dict[str, int]:

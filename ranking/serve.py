@@ -35,8 +35,11 @@ bad join) it silently drops what the model learned about it, hence the default
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -46,21 +49,34 @@ import torch
 from torch import nn
 
 from . import checks
-from .checks import TensorDict
 from .calibration import PlattScaling
+from .checks import TensorDict
 from .features import FeatureEncoder
+from .integrity import (
+    RankerFileError,
+    load_program,
+    load_tables,
+    load_weights,
+    read_json,
+    read_verified,
+    sha256,
+)
 from .nn import DCNv2, EmbeddingMLP, FeatureEmbedding
 from .simulate import SURFACES, AdLogs
 from .simulate.logs import USER_ENGAGEMENT_WINDOW_DAYS
 from .simulate.world import SECONDS_PER_DAY
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Layout of a saved ranker's directory; ``load_ranker`` refuses any other."""
 
 MODELS: dict[str, type[nn.Module]] = {"EmbeddingMLP": EmbeddingMLP, "DCNv2": DCNv2}
 """The model classes a ranker can be saved with, by the name ``ranker.json`` holds."""
 
 RECORD, WEIGHTS, TABLES, PROGRAM = "ranker.json", "weights.pt", "tables.npz", "model.pt2"
+TABLE_NAMES = ("item_advertiser_id", "item_category", "item_is_video", "item_save_count",
+               "item_created_day", "advertiser_budget", "user_follower_count",
+               "user_engagement_count")
+RECORD_KEYS = ("model", "task", "calibrator", "features", "log", "as_of", "files")
 UNKNOWN_POLICIES = ("raise", "padding")
 ITEM_FIELDS = ("item_id", "advertiser_id", "category", "is_video")
 """Id fields an unknown item leaves unknown: the tables know nothing of it."""
@@ -151,11 +167,7 @@ class Ranker:
             raise TypeError(f"frame must be a DataFrame, got {type(frame).__name__}")
         if len(frame) == 0:
             raise ValueError("frame has no rows to score")
-        data = self.encoder.transform(frame)
-        if not torch.isfinite(data["dense"]).all():
-            bad = ~torch.isfinite(data["dense"]).all(dim=0)
-            names = [name for name, is_bad in zip(self.encoder.spec.dense, bad) if is_bad]
-            raise ValueError(f"frame holds NaN or infinite values in {names}")
+        data = self.encoder.transform(frame)      # checks every column, naming a bad one
         starts = range(0, len(frame), SCORE_CHUNK_ROWS)
         return np.concatenate([
             self._scores({key: value[start:start + SCORE_CHUNK_ROWS]
@@ -266,21 +278,29 @@ def save_ranker(path: str | Path, model: nn.Module, encoder: FeatureEncoder,
         _build_model(record, encoder).load_state_dict(model.state_dict())
     except RuntimeError as error:
         raise ValueError(f"model_config does not rebuild this model: {error}") from None
-    path = _write_directory(path, record, _feature_tables(encoder.logs, record["as_of"]))
+    weights = io.BytesIO()
     torch.save({key: value.detach().cpu() for key, value in model.state_dict().items()},
-               path / WEIGHTS)
-    return path
+               weights)
+    tables = _feature_tables(encoder.logs, record["as_of"])
+    return _write_directory(path, record, tables, WEIGHTS, weights.getvalue())
 
 
 def load_ranker(path: str | Path) -> Ranker:
-    """The ranker ``save_ranker`` wrote to ``path``, its model on the CPU in eval mode."""
+    """The ranker ``save_ranker`` wrote to ``path``, its model on the CPU in eval mode.
+
+    Every file is checked against the SHA-256 in ``ranker.json`` before it is
+    read, and none can run code (module docstring); a damaged one raises
+    ``RankerFileError`` naming it.
+    """
     path = Path(path)
-    record, tables = _read_directory(path, WEIGHTS)
-    encoder = _rebuild_encoder(record, tables)
-    model = _build_model(record, encoder)
-    model.load_state_dict(torch.load(path / WEIGHTS, map_location="cpu", weights_only=True))
-    _add_unknown_rows(model, encoder.cardinalities)
-    return Ranker(model.eval(), record, tables)
+    record, tables, data = _read_directory(path, WEIGHTS)
+    weights = load_weights(data, str(path / WEIGHTS))
+    with _rebuilding(path):
+        encoder = _rebuild_encoder(record, tables)
+        model = _build_model(record, encoder)
+        model.load_state_dict(weights)
+        _add_unknown_rows(model, encoder.cardinalities)
+        return Ranker(model.eval(), record, tables)
 
 
 def export_ranker(ranker: Ranker, path: str | Path) -> Path:
@@ -297,46 +317,97 @@ def export_ranker(ranker: Ranker, path: str | Path) -> Path:
     program = torch.export.export(
         ranker.model, (example,),
         dynamic_shapes=({key: {0: candidates} for key in example},))
-    path = _write_directory(path, ranker.record, ranker.tables)
-    torch.export.save(program, path / PROGRAM)
-    return path
+    saved = io.BytesIO()
+    torch.export.save(program, saved)
+    return _write_directory(path, ranker.record, ranker.tables, PROGRAM, saved.getvalue())
 
 
 def load_exported(path: str | Path) -> Ranker:
-    """The ranker ``export_ranker`` wrote to ``path``, serving with the exported program."""
+    """The ranker ``export_ranker`` wrote to ``path``, serving with the exported program.
+
+    The program's archive is checked entry by entry before torch reads it
+    (``ranking.integrity.check_program``): nothing in it is unpickled, evaluated
+    or called unless it is a tensor, arithmetic on shapes or an ATen operator.
+    """
     path = Path(path)
-    record, tables = _read_directory(path, PROGRAM)
-    return Ranker(torch.export.load(path / PROGRAM).module(), record, tables)
+    record, tables, data = _read_directory(path, PROGRAM)
+    program = load_program(data, str(path / PROGRAM))
+    with _rebuilding(path):
+        return Ranker(program.module(), record, tables)
 
 
 # --------------------------------------------------------------------- files
-def _write_directory(path: str | Path, record: dict, tables: dict[str, np.ndarray]) -> Path:
-    """Write the record and the tables, and remove a model file an earlier ranker left there."""
+def _write_directory(path: str | Path, record: dict, tables: dict[str, np.ndarray],
+                     model_file: str, model_bytes: bytes) -> Path:
+    """Write the tables, the model and, last, the record with every file's SHA-256.
+
+    The old record goes first and the new one last, each file whole (written
+    under a temporary name, then renamed): a save cut short leaves a directory
+    that every loader refuses, never a ranker mixed from two saves.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS, PROGRAM):
+    for name in (RECORD, WEIGHTS, PROGRAM):
         (path / name).unlink(missing_ok=True)
-    (path / RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    np.savez(path / TABLES, **tables)
+    saved_tables = io.BytesIO()
+    np.savez(saved_tables, **tables)
+    files = {TABLES: saved_tables.getvalue(), model_file: model_bytes}
+    for name, data in files.items():
+        _write_whole(path / name, data)
+    record = {**record, "files": {name: sha256(data) for name, data in files.items()}}
+    _write_whole(path / RECORD, (json.dumps(record, indent=2) + "\n").encode())
     return path
 
 
-def _read_directory(path: Path, model_file: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """The record, checked for its version, and the feature tables (no pickle allowed)."""
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file is either absent, old, or whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+def _read_directory(path: Path, model_file: str) -> tuple[dict, dict[str, np.ndarray], bytes]:
+    """The record, the feature tables and the model file's bytes, each checked.
+
+    The record must be this format's; the tables and the model file must match
+    the SHA-256 it records. The tables are read without pickle.
+    """
     for name in (RECORD, TABLES, model_file):
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} has no {name}: not a ranker saved by "
                                     f"{'export_ranker' if name == PROGRAM else 'save_ranker'}")
-    record = json.loads((path / RECORD).read_text())
-    version = record.get("format_version") if isinstance(record, dict) else None
+    record = read_json(path / RECORD)
+    version = record.get("format_version")
     if version != FORMAT_VERSION:
-        saved_by = record.get("package_version") if isinstance(record, dict) else None
-        raise ValueError(f"{path / RECORD} has format version {version!r} (package "
-                         f"{saved_by}); this ranking.serve reads format version "
-                         f"{FORMAT_VERSION} (package {_package_version()})")
-    with np.load(path / TABLES, allow_pickle=False) as stored:
-        tables = {name: stored[name] for name in stored.files}
-    return record, tables
+        raise RankerFileError(f"{path / RECORD} has format version {version!r} (package "
+                              f"{record.get('package_version')}); this ranking.serve reads "
+                              f"format version {FORMAT_VERSION} (package "
+                              f"{_package_version()})")
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing or not isinstance(record["files"], dict):
+        raise RankerFileError(f"{path / RECORD} lacks {missing or ['files']}: the record is "
+                              "damaged or was not written by save_ranker")
+    tables = load_tables(read_verified(path / TABLES, record["files"]), str(path / TABLES),
+                         TABLE_NAMES)
+    return record, tables, read_verified(path / model_file, record["files"])
+
+
+@contextmanager
+def _rebuilding(path: Path) -> Iterator[None]:
+    """Turn an error while rebuilding the ranker from checked files into a RankerFileError.
+
+    The digests match, so the files are the ones the record names: a record
+    and files that still do not fit together were written that way.
+    """
+    try:
+        yield
+    except RankerFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+        raise RankerFileError(f"the files in {path} do not rebuild a ranker "
+                              f"({type(error).__name__}: {error}): {RECORD} does not "
+                              "describe its model file, or they come from different "
+                              "package versions") from None
 
 
 def _package_version() -> str | None:

@@ -154,3 +154,38 @@ def test_most_recent_rejects_a_bad_fraction(fraction):
 def test_most_recent_rejects_an_empty_frame():
     with pytest.raises(ValueError, match="empty"):
         most_recent(pd.DataFrame({"timestamp": []}), 0.5)
+
+
+@pytest.mark.parametrize("column, value, error, match", [
+    ("user_id", "5", TypeError, "'user_id' must hold integer ids, got dtype"),
+    ("user_id", None, TypeError, "'user_id' must hold integer ids, got dtype object"),
+    ("item_id", 3.0, TypeError, "'item_id' must hold integer ids, got dtype float64"),
+    ("advertiser_id", 2.5, TypeError, "'advertiser_id' must hold integer ids"),
+    ("is_video", True, TypeError, "'is_video' must hold integer ids, got dtype bool"),
+    ("item_save_count", "many", TypeError, "'item_save_count' must hold numbers"),
+    ("query_match", True, TypeError, "'query_match' must hold numbers, got dtype bool"),
+    ("timestamp", "noon", TypeError, "'timestamp' must hold numbers"),
+    ("item_save_count", np.inf, ValueError, "'item_save_count' holds NaN or infinite"),
+    ("advertiser_budget", -np.inf, ValueError, "'advertiser_budget' holds NaN or infinite"),
+    ("context_similarity", np.nan, ValueError, "'context_similarity' holds NaN or infinite"),
+    ("timestamp", np.nan, ValueError, "'timestamp' holds NaN or infinite"),
+])
+def test_transform_names_the_column_of_a_wrong_type_or_a_non_finite_value(
+        logs, split, column, value, error, match):
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0)).fit(split[0])
+    with pytest.raises(error, match=match):
+        encoder.transform(split[1].head(10).assign(**{column: value}))
+
+
+def test_transform_names_every_missing_column_and_fit_refuses_infinity(logs, split):
+    encoder = FeatureEncoder(logs, FeatureSpec(sequence_length=0))
+    frame = split[0].head(50).drop(columns=["item_age_days", "is_video"])
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['is_video', 'item_age_days'\]"):
+        encoder.fit(split[0]).transform(frame)
+    with pytest.raises(ValueError, match="'item_age_days' holds NaN or infinite"):
+        FeatureEncoder(logs).fit(split[0].head(50).assign(item_age_days=np.inf))
+    # one bad row among many is found: not only a column that is bad throughout
+    one_bad = split[1].head(100).astype({"item_save_count": float})
+    one_bad.loc[one_bad.index[37], "item_save_count"] = np.inf
+    with pytest.raises(ValueError, match=r"\(1 of 100 rows\)"):
+        encoder.transform(one_bad)

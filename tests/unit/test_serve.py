@@ -1,7 +1,11 @@
 """Serving: a saved ranker loads to the same scores, ranks requests and refuses bad ones."""
 
+import hashlib
+import io
 import json
 import shutil
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,9 +14,15 @@ import torch
 
 from ranking.calibration import IsotonicCalibration, PlattScaling
 from ranking.features import FeatureEncoder, FeatureSpec
+from ranking.integrity import RankerFileError, check_expression, check_operator
 from ranking.nn import DCNv2, EmbeddingMLP, LogisticRegression
-from ranking.serve import (FORMAT_VERSION, export_ranker, load_exported, load_ranker,
-                           save_ranker)
+from ranking.serve import (
+    FORMAT_VERSION,
+    export_ranker,
+    load_exported,
+    load_ranker,
+    save_ranker,
+)
 from ranking.simulate.world import SECONDS_PER_DAY
 from ranking.train import fit, predict
 
@@ -234,7 +244,7 @@ def test_score_batch_refuses_bad_frames(ranker, split):
     with pytest.raises(ValueError, match="no rows"):
         ranker.score_batch(test.iloc[:0])
     broken = test.iloc[:10].assign(item_save_count=np.nan)
-    with pytest.raises(ValueError, match=r"NaN or infinite values in \['item_save_count'\]"):
+    with pytest.raises(ValueError, match="'item_save_count' holds NaN or infinite values"):
         ranker.score_batch(broken)
     with pytest.raises(ValueError, match="user_id has values outside"):
         ranker.score_batch(test.iloc[:10].assign(user_id=N_USERS))
@@ -271,3 +281,351 @@ def test_save_refuses_what_it_cannot_serve(tmp_path, logs, split, model, encoder
             save_ranker(tmp_path, *arguments)
     with pytest.raises(ValueError, match="task 'save' is not one of the model's heads"):
         save_ranker(tmp_path, model, encoder, CONFIG, task="save")
+
+
+# ================================================================== the files
+# A saved ranker's files: checked against their digests, refused when damaged, and
+# never able to run code in the loader. Each tampering test plants a payload that
+# would create a marker file if anything ran it, updates the digest in ranker.json
+# as an attacker with write access would (so the digest check alone cannot be what
+# stops it), and asserts that the loader refused the file and the marker does not
+# exist.
+
+
+class Payload:
+    """Unpickling this creates ``marker``: the proof that a load ran stored code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, ranker):
+    return export_ranker(ranker, tmp_path_factory.mktemp("exported"))
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(folder, tmp_path / "copy"))
+
+
+def replace_file(folder: Path, name: str, data: bytes, rehash: bool = True) -> None:
+    """Write ``data`` as ``name``; with ``rehash``, record its digest as a forger would."""
+    (folder / name).write_bytes(data)
+    if rehash:
+        record = json.loads((folder / "ranker.json").read_text())
+        record["files"][name] = hashlib.sha256(data).hexdigest()
+        (folder / "ranker.json").write_text(json.dumps(record))
+
+
+def pickled(value) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def edited_archive(data: bytes, edit) -> bytes:
+    """The zip ``data`` with ``edit(name, content) -> content or None`` applied (None drops)."""
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            content = edit(info.filename, source.read(info.filename))
+            if content is not None:
+                target.writestr(info, content)
+    return out.getvalue()
+
+
+def edited_graph(data: bytes, edit) -> bytes:
+    """The archive with ``edit(graph)`` applied to the graph's JSON, in place."""
+    def change(name, content):
+        if name.endswith("models/model.json"):
+            graph = json.loads(content)
+            edit(graph)
+            return json.dumps(graph).encode()
+        return content
+    return edited_archive(data, change)
+
+
+def first(graph, key):
+    """The first dict in ``graph`` (nested JSON) that holds ``key``."""
+    if isinstance(graph, dict):
+        if key in graph:
+            return graph
+        graph = list(graph.values())
+    for value in graph if isinstance(graph, list) else []:
+        found = first(value, key)
+        if found is not None:
+            return found
+    return None
+
+
+# ------------------------------------------------------------------- digests
+def test_the_record_holds_the_sha256_of_every_other_file(saved, exported):
+    for folder, files in ((saved, {"weights.pt", "tables.npz"}),
+                          (exported, {"model.pt2", "tables.npz"})):
+        record = json.loads((folder / "ranker.json").read_text())
+        assert set(record["files"]) == files
+        for name in files:
+            digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            assert record["files"][name] == digest, name
+        assert sorted(path.name for path in folder.iterdir()) == sorted(files | {"ranker.json"})
+
+
+@pytest.mark.parametrize("name", ["weights.pt", "tables.npz", "model.pt2"])
+def test_a_file_that_does_not_match_its_digest_is_named(saved, exported, tmp_path,
+                                                        name):
+    folder = copy_of(exported if name == "model.pt2" else saved, tmp_path)
+    data = bytearray((folder / name).read_bytes())
+    data[len(data) // 2] ^= 1                        # one bit flipped: same size
+    replace_file(folder, name, bytes(data), rehash=False)
+    load = load_exported if name == "model.pt2" else load_ranker
+    with pytest.raises(RankerFileError, match=f"{name} does not match the SHA-256"):
+        load(folder)
+
+
+def test_files_from_another_ranker_are_refused(saved, exported, tmp_path):
+    folder = copy_of(exported, tmp_path)
+    shutil.copy(saved / "weights.pt", folder / "weights.pt")
+    with pytest.raises(RankerFileError, match="records no SHA-256 for weights.pt"):
+        load_ranker(folder)
+
+
+# ----------------------------------------------------------- damaged files
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("name, damage, match", [
+    ("ranker.json", truncated, "ranker.json is not valid JSON"),
+    ("ranker.json", lambda data: b"", r"ranker.json is not valid JSON \(it is empty\)"),
+    ("ranker.json", lambda data: b"[1, 2]", "holds a JSON list"),
+    ("ranker.json", lambda data: json.dumps({**json.loads(data), "task": None,
+                                              "model": None}).encode(),
+     "do not rebuild a ranker"),
+    ("ranker.json", lambda data: json.dumps({k: v for k, v in json.loads(data).items()
+                                             if k != "files"}).encode(),
+     r"ranker.json lacks \['files'\]"),
+    ("weights.pt", truncated, "weights.pt is not a state dict of tensors"),
+    ("weights.pt", lambda data: b"", "weights.pt is not a state dict of tensors"),
+    ("weights.pt", lambda data: pickled([torch.zeros(2)]), "weights.pt does not hold a state"),
+    ("tables.npz", truncated, "tables.npz is not an .npz archive"),
+    ("tables.npz", lambda data: b"", "tables.npz is not an .npz archive"),
+    ("tables.npz", lambda data: _npz(item_category=np.zeros(3)), "lacks the table"),
+])
+def test_a_damaged_file_raises_a_ranker_file_error_naming_it(saved, tmp_path,
+                                                             name, damage, match):
+    folder = copy_of(saved, tmp_path)
+    data = damage((folder / name).read_bytes())
+    replace_file(folder, name, data, rehash=name != "ranker.json")
+    with pytest.raises(RankerFileError, match=match):
+        load_ranker(folder)
+    assert issubclass(RankerFileError, ValueError)
+
+
+def _npz(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("damage, match", [
+    (truncated, "model.pt2 is not a readable zip archive"),
+    (lambda data: b"", "model.pt2 is not a readable zip archive"),
+    (lambda data: edited_archive(data, lambda name, content: None
+                                 if name.endswith("models/model.json") else content),
+     "model.pt2 passed the checks but torch.export.load refused it"),
+])
+def test_a_damaged_program_raises_a_ranker_file_error_naming_it(exported, tmp_path,
+                                                                damage, match):
+    folder = copy_of(exported, tmp_path)
+    replace_file(folder, "model.pt2", damage((folder / "model.pt2").read_bytes()))
+    with pytest.raises(RankerFileError, match=match):
+        load_exported(folder)
+
+
+def test_a_save_cut_short_leaves_nothing_a_loader_accepts(saved, model, encoder,
+                                                          tmp_path, monkeypatch):
+    folder = copy_of(saved, tmp_path)
+    from ranking import serve
+    written = []
+
+    def failing_write(path, data):
+        written.append(path.name)
+        if path.name == "weights.pt":
+            raise OSError("disk full")
+        path.write_bytes(data)
+
+    monkeypatch.setattr(serve, "_write_whole", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        save_ranker(folder, model, encoder, CONFIG)
+    assert written == ["tables.npz", "weights.pt"]
+    with pytest.raises(FileNotFoundError, match="has no ranker.json"):
+        load_ranker(folder)
+
+
+# ---------------------------------------------------------- planted payloads
+def test_a_pickled_payload_in_weights_never_runs(saved, tmp_path):
+    folder, marker = copy_of(saved, tmp_path), tmp_path / "ran"
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    replace_file(folder, "weights.pt", pickled({**state, "extra": Payload(marker)}))
+    with pytest.raises(RankerFileError, match="weights.pt is not a state dict.*pickled"):
+        load_ranker(folder)
+    assert not marker.exists()
+
+
+def test_a_pickled_payload_in_the_tables_never_runs(saved, tmp_path):
+    folder, marker = copy_of(saved, tmp_path), tmp_path / "ran"
+    with np.load(folder / "tables.npz") as stored:
+        tables = {name: stored[name] for name in stored.files}
+    payload = np.empty(1, dtype=object)
+    payload[0] = Payload(marker)
+    replace_file(folder, "tables.npz", _npz(**tables, item_category_extra=payload))
+    with pytest.raises(RankerFileError, match="tables.npz is not an .npz.*pickled"):
+        load_ranker(folder)
+    assert not marker.exists()
+
+
+def run_code(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w')"
+
+
+def plant_sample_inputs(data, marker):
+    return edited_archive(data, lambda name, content: pickled((Payload(marker),))
+                          if name.endswith("sample_inputs/model.pt") else content)
+
+
+def plant_pickled_weight(data, marker):
+    def change(name, content):
+        if name.endswith("weights/weight_0"):
+            return pickled(Payload(marker))
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(content)
+            meta = next(meta for meta in config["config"].values()
+                        if meta["path_name"] == "weight_0")
+            meta["use_pickle"] = True
+            return json.dumps(config).encode()
+        return content
+    return edited_archive(data, change)
+
+
+def plant_custom_object(data, marker):
+    root = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
+    out = io.BytesIO(edited_archive(data, lambda name, content: content))
+    with zipfile.ZipFile(out, "a") as archive:
+        archive.writestr(f"{root}/data/constants/custom_obj_0", pickled(Payload(marker)))
+    return out.getvalue()
+
+
+def plant_compiled_code(data, marker):
+    root = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
+    out = io.BytesIO(data)
+    with zipfile.ZipFile(out, "a") as archive:
+        archive.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF")
+    return out.getvalue()
+
+
+def plant_shape_expression(data, marker):
+    def edit(graph):
+        holder = first(graph, "expr_str")
+        holder["expr_str"] = f"{run_code(marker)} and {holder['expr_str']}"
+    return edited_graph(data, edit)
+
+
+def plant_guard(data, marker):
+    return edited_graph(data, lambda graph: graph["guards_code"].append(
+        f"{run_code(marker)} is None"))
+
+
+def plant_operator(data, marker):
+    def edit(graph):
+        first(graph, "target")["target"] = "torch.os.system"
+    return edited_graph(data, edit)
+
+
+PLANTS = {"sample inputs": (plant_sample_inputs, "does not load weights-only"),
+          "a weight marked pickled": (plant_pickled_weight, "does not load weights-only"),
+          "a custom object": (plant_custom_object, "custom_obj_0 is a pickled Python object"),
+          "compiled code": (plant_compiled_code, "aotinductor.*not part of an exported"),
+          "a shape expression": (plant_shape_expression, "torch would evaluate as code"),
+          "an input guard": (plant_guard, "torch would evaluate as code"),
+          "an operator": (plant_operator, "calls 'torch.os.system', which is not an ATen")}
+
+
+@pytest.mark.parametrize("where", PLANTS)
+def test_a_payload_planted_in_the_program_never_runs(exported, tmp_path, where):
+    plant, match = PLANTS[where]
+    folder, marker = copy_of(exported, tmp_path), tmp_path / "ran"
+    replace_file(folder, "model.pt2", plant((folder / "model.pt2").read_bytes(), marker))
+    with pytest.raises(RankerFileError, match=match):
+        load_exported(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["sample inputs", "a shape expression", "an input guard"])
+def test_without_the_checks_torch_export_load_would_run_the_payload(exported, tmp_path,
+                                                                    where):
+    """Why the checks exist: the installed torch runs these payloads when it loads the
+    program or when the loaded module first serves (the guards run on each call)."""
+    marker = tmp_path / "ran"
+    data = PLANTS[where][0]((exported / "model.pt2").read_bytes(), marker)
+    example = torch.export.load(exported / "model.pt2").example_inputs
+    try:
+        torch.export.load(io.BytesIO(data)).module()(*example[0])
+    except Exception:
+        pass
+    if not marker.exists():
+        pytest.skip(f"this torch ({torch.__version__}) no longer runs a payload in {where}")
+    assert marker.exists()
+
+
+def test_a_dcn_with_batch_norm_exports_and_loads_through_the_checks(encoder, split,
+                                                                    tmp_path):
+    config = dict(embedding_dim=4, cross_layers=2, hidden=[16], tasks=["click"])
+    torch.manual_seed(2)
+    model = DCNv2(encoder.cardinalities, encoder.n_dense, **config).eval()
+    ranker = load_ranker(save_ranker(tmp_path / "saved", model, encoder, config))
+    exported = load_exported(export_ranker(ranker, tmp_path / "exported"))
+    test = split[2].head(500)
+    np.testing.assert_allclose(exported.score_batch(test), ranker.score_batch(test),
+                               rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------- the graph checks
+@pytest.mark.parametrize("text", [
+    "Symbol('s10', positive=True, integer=True)",
+    "L['batch']['item_id'].size()[0] == L['batch']['user_id'].size()[0]",
+    "2 <= L['batch']['dense'].size()[0]",
+    "Eq(Mod(s0, 2), 0)", "FloorDiv(s10 + 1, 2) * 3", "Max(1, u0) <= 4096",
+    "math.floor(s3 / 2) >= -1",
+])
+def test_arithmetic_on_shapes_passes(text):
+    check_expression(text)
+
+
+@pytest.mark.parametrize("text", [
+    "__import__('os').system('ls')", "s10.__class__", "(lambda: 1)()",
+    "open('x', 'w')", "getattr(s0, 'real')", "L['a'].size.__globals__",
+    "Symbol('s1\\')) or print((\\'')", "[x for x in ()]", "s0; s1", "", None,
+    "eval('1')", "L[0].numpy()",
+])
+def test_anything_more_than_arithmetic_on_shapes_is_refused(text):
+    with pytest.raises(RankerFileError, match="evaluate as code"):
+        check_expression(text)
+
+
+@pytest.mark.parametrize("target, safe", [
+    ("torch.ops.aten.embedding.default", True),
+    ("torch.ops.aten._native_batch_norm_legit_no_training.default", True),
+    ("_operator.getitem", True), ("torch.sym_max", True),
+    ("torch.ops.aten.__class__.default", False), ("torch.os.system", False),
+    ("builtins.eval", False), ("torch.ops.aten.linear.__call__", False),
+    ("#custom_op", False), ("torch.load", False),
+])
+def test_only_aten_and_shape_operators_pass(target, safe):
+    if safe:
+        check_operator(target)
+    else:
+        with pytest.raises(RankerFileError, match="not an ATen operator"):
+            check_operator(target)
