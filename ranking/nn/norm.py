@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,7 +46,23 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
     exactly Batch Norm with the same running statistics. The buffers and
     parameters are Batch Norm's, so a Batch Norm checkpoint loads as it is.
 
-    ``fill_masked=True`` goes one step past the write-up: in training, a masked
+    Two steps past the write-up keep the layer from locking itself out. The
+    running variance can itself go wrong without any one batch looking broken:
+    a column whose variance drifts down slowly, each batch within the shift
+    test, or that sits near-constant when the warm-up ends. Once the column is
+    healthy again, every batch then looks like a shift and would be masked for
+    ever, normalized by a variance far too small. So:
+
+    - a masked column normalizes with its running mean and the *larger* of the
+      running and the batch variance: a collapsed column reads as the running
+      statistics say (step 6), a column whose spread grew is not magnified;
+    - a shift that holds ``accept_shift_after`` batches in a row at one level
+      (each within the threshold of the first) is the column's new level: its
+      running statistics become those batches' average. ``None`` masks a shift
+      for ever, as the write-up does. A column below ``minimal_variance`` is
+      never accepted: a constant is always broken.
+
+    ``fill_masked=True`` goes one step further: in training, a masked
     column's values are replaced by its running mean (they normalize to 0), so
     the network does not learn from a feature while it is broken. It needs the
     batch's other rows to judge a column, so it only acts in training: at
@@ -62,39 +79,55 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, minimal_variance: float = 1e-4,
                  variance_shift_threshold: float = 10.0, warmup_batches: int = 100,
-                 fill_masked: bool = False):
+                 fill_masked: bool = False, accept_shift_after: int | None = 20):
         checks.positive_int("num_features", num_features)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
-                or not 0 < momentum <= 1:
-            raise ValueError(f"momentum must be in (0, 1], got {momentum!r}")
-        if not isinstance(minimal_variance, (int, float)) or not 0 <= minimal_variance < math.inf:
-            raise ValueError(f"minimal_variance must be a finite number >= 0, got {minimal_variance!r}")
-        if not isinstance(variance_shift_threshold, (int, float)) or not variance_shift_threshold > 1:
-            raise ValueError("variance_shift_threshold must be a ratio > 1 (math.inf: no shift test), "
-                             f"got {variance_shift_threshold!r}")
+        if not _is_number(eps) or not 0 < eps < math.inf:
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        if not _is_number(momentum) or not 0 < momentum <= 1:
+            raise ValueError(f"momentum must be a number in (0, 1], got {momentum!r}")
+        checks.nonnegative_number("minimal_variance", minimal_variance)
+        if not _is_number(variance_shift_threshold) or not variance_shift_threshold > 1:
+            raise ValueError("variance_shift_threshold must be a ratio > 1 (math.inf: no "
+                             f"shift test), got {variance_shift_threshold!r}")
         checks.nonnegative_int("warmup_batches", warmup_batches)
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
-                         track_running_stats=True)
+        if accept_shift_after is not None:
+            checks.positive_int("accept_shift_after", accept_shift_after)
+        for name, flag in (("affine", affine), ("fill_masked", fill_masked)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be True or False, got {flag!r}")
+        super().__init__(num_features, eps=float(eps), momentum=float(momentum),
+                         affine=affine, track_running_stats=True)
         self.minimal_variance = float(minimal_variance)
         self.variance_shift_threshold = float(variance_shift_threshold)
         self.warmup_batches = warmup_batches
-        self.fill_masked = bool(fill_masked)
-        # how often each column was kept out of the update (not saved in a checkpoint)
-        self.register_buffer("masked_updates", torch.zeros(num_features, dtype=torch.long),
-                             persistent=False)
+        self.fill_masked = fill_masked
+        self.accept_shift_after = accept_shift_after
+        # counters, not checkpoint entries: how often each column was kept out of
+        # the update, and the shift each column is in (batches, first variance, sums)
+        for name, dtype in (("masked_updates", torch.long), ("shift_batches", torch.long),
+                            ("shift_first_var", torch.float), ("shift_mean_sum", torch.float),
+                            ("shift_var_sum", torch.float)):
+            self.register_buffer(name, torch.zeros(num_features, dtype=dtype),
+                                 persistent=False)
+
+    def broken(self, batch_var: torch.Tensor) -> torch.Tensor:
+        """(C,) bool, True for a column too flat to judge (step 3), or inf or NaN."""
+        return (batch_var < self.minimal_variance) | ~torch.isfinite(batch_var)
+
+    def shifted(self, batch_var: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """(C,) bool, True where batch_var is more than the threshold away from reference."""
+        ratio = batch_var / reference.clamp(min=self.eps)
+        threshold = self.variance_shift_threshold
+        return (ratio > threshold) | (ratio < 1 / threshold)
 
     def update_mask(self, batch_var: torch.Tensor, warm: bool = True) -> torch.Tensor:
         """(C,) bool, True for a column kept out of the running update (steps 3-4).
 
         A column holding inf or NaN has a NaN variance: it is masked too.
         """
-        too_small = (batch_var < self.minimal_variance) | ~torch.isfinite(batch_var)
         if not warm:
-            return too_small
-        ratio = batch_var / self.running_var.clamp(min=self.eps)
-        threshold = self.variance_shift_threshold
-        shifted = (ratio > threshold) | (ratio < 1 / threshold)
-        return too_small | shifted
+            return self.broken(batch_var)
+        return self.broken(batch_var) | self.shifted(batch_var, self.running_var)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.num_features:
@@ -109,10 +142,14 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         batch_var = values.var(dim=0, unbiased=True)     # (D,)
         warm = int(self.num_batches_tracked) >= self.warmup_batches
         mask = self.update_mask(batch_var, warm)         # (D,) bool, steps 2-4
-        with torch.no_grad():                            # step 5: the others update
-            m = self.momentum
-            new_mean = (1 - m) * self.running_mean + m * batch_mean
-            new_var = (1 - m) * self.running_var + m * batch_var
+        with torch.no_grad():
+            accepted, level_mean, level_var = self._lasting_shift(batch_mean, batch_var, mask)
+            mask = mask & ~accepted
+            m = self.momentum                            # step 5: the others update
+            new_mean = torch.where(accepted, level_mean,
+                                   (1 - m) * self.running_mean + m * batch_mean)
+            new_var = torch.where(accepted, level_var,
+                                  (1 - m) * self.running_var + m * batch_var)
             self.running_mean.copy_(torch.where(mask, self.running_mean, new_mean))
             self.running_var.copy_(torch.where(mask, self.running_var, new_var))
             self.num_batches_tracked.add_(1)
@@ -122,14 +159,43 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         if not warm:                                     # warm-up: batch statistics
             return F.batch_norm(x, None, None, self.weight, self.bias,
                                 True, 0.0, self.eps)
-        mean, var = self.running_mean.clone(), self.running_var.clone()
-        return F.batch_norm(x, mean, var, self.weight, self.bias,   # steps 6-7
-                            False, 0.0, self.eps)
+        var = self.running_var.clone()                   # a masked column that grew:
+        var = torch.where(mask & (batch_var > var), batch_var, var)   # its own spread
+        return F.batch_norm(x, self.running_mean.clone(), var,        # steps 6-7
+                            self.weight, self.bias, False, 0.0, self.eps)
+
+    def _lasting_shift(self, batch_mean: torch.Tensor, batch_var: torch.Tensor,
+                       mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(D,) bool for the columns whose shift has held ``accept_shift_after`` batches,
+        and the (D,) mean and variance of the level they settled at."""
+        shift = mask & ~self.broken(batch_var)           # masked for a shift only
+        if self.accept_shift_after is None or not shift.any():
+            self.shift_batches.zero_()
+            return torch.zeros_like(mask), batch_mean, batch_var
+        going_on = (shift & (self.shift_batches > 0)
+                    & ~self.shifted(batch_var, self.shift_first_var))
+        starts = shift & ~going_on
+        self.shift_batches.copy_(torch.where(going_on, self.shift_batches + 1,
+                                             starts.long()))
+        self.shift_first_var.copy_(torch.where(starts, batch_var, self.shift_first_var))
+        for total, value in ((self.shift_mean_sum, batch_mean), (self.shift_var_sum, batch_var)):
+            total.copy_(torch.where(going_on, total + value, torch.where(starts, value, 0.0)))
+        accepted = self.shift_batches >= self.accept_shift_after
+        count = self.shift_batches.clamp(min=1).float()
+        level_mean, level_var = self.shift_mean_sum / count, self.shift_var_sum / count
+        self.shift_batches.masked_fill_(accepted, 0)
+        return accepted, level_mean, level_var
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, minimal_variance={self.minimal_variance}, "
                 f"variance_shift_threshold={self.variance_shift_threshold}, "
-                f"warmup_batches={self.warmup_batches}, fill_masked={self.fill_masked}")
+                f"warmup_batches={self.warmup_batches}, fill_masked={self.fill_masked}, "
+                f"accept_shift_after={self.accept_shift_after}")
+
+
+def _is_number(value) -> bool:
+    """An int or a float (numpy's too), and not a bool."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
 
 
 def make_resilient(model: nn.Module, **options) -> nn.Module:

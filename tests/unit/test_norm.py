@@ -270,7 +270,10 @@ def test_fill_masked_turns_a_masked_column_into_bias_in_training():
     out_plain, out_filled = plain(x), filled(x)
     assert filled.masked_updates.tolist() == [0, 1, 0, 0]
     torch.testing.assert_close(out_filled[:, 1], filled.bias.detach()[1].expand(len(x)))
-    assert out_plain[:, 1].std() > 1.0                  # without filling, the jump goes through
+    # without filling, the column goes through, scaled by its own (larger) spread
+    scale = plain.weight[1] / torch.sqrt(x[:, 1].var() + plain.eps)
+    expected = (x[:, 1] - plain.running_mean[1]) * scale + plain.bias[1]
+    torch.testing.assert_close(out_plain[:, 1], expected)
     for column in (0, 2, 3):                             # the healthy columns are not touched
         torch.testing.assert_close(out_filled[:, column], out_plain[:, column])
 
@@ -319,6 +322,88 @@ def test_an_outage_collapses_batch_norms_running_variance_but_not_resilient_batc
     assert 0.5 < out_rbn < 2.0
 
 
+# ------------------------------------------------------------------ recovering from itself
+
+
+def stream(scales: list[float], rows: int = 256, seed: int = 3) -> list[torch.Tensor]:
+    """Standardized batches of one column, batch ``i`` with standard deviation ``scales[i]``."""
+    generator = torch.Generator().manual_seed(seed)
+    return [scale * torch.randn(rows, 1, generator=generator) for scale in scales]
+
+
+def run(layer: ResilientBatchNorm1d, data: list[torch.Tensor]) -> tuple[list, list]:
+    """The running variance after each batch and each batch's largest |output|."""
+    variances, largest = [], []
+    for x in data:
+        largest.append(float(layer(x).detach().abs().max()))
+        variances.append(float(layer.running_var[0]))
+    return variances, largest
+
+
+SLOW_DRIFT = [1.0] * 150 + [0.95 ** (k / 2) for k in range(1, 111)] \
+    + [0.95 ** 55] * 50 + [1.0] * 60
+"""Healthy, then the variance shrinks 5% a batch for 110 batches (to 0.0035, each
+step inside the shift test), holds there for 50, and the column is healthy again."""
+FLAT_AT_WARM_UP_END = [1.0] * 50 + [math.sqrt(1e-3)] * 100 + [1.0] * 60
+"""Near-constant (variance 1e-3, above minimal_variance) from batch 50 to 149, across
+the end of a 100-batch warm-up, then healthy."""
+
+
+@pytest.mark.parametrize("scales", [SLOW_DRIFT, FLAT_AT_WARM_UP_END],
+                         ids=["slow drift", "near-constant across warm-up end"])
+def test_the_statistics_recover_after_a_slow_outage_and_outputs_stay_bounded(scales):
+    healthy_again = len(scales) - 60
+    variances, largest = run(ResilientBatchNorm1d(1), stream(scales))
+    assert variances[healthy_again - 1] < 0.02          # the outage did reach the statistics
+    recovered = next(i for i in range(healthy_again, len(scales))
+                     if 0.5 < variances[i] < 2.0)
+    assert recovered - healthy_again < 50
+    assert all(0.5 < var < 2.0 for var in variances[recovered:])
+    assert max(largest) < 10
+
+
+def test_the_write_ups_rule_alone_masks_a_recovered_column_for_ever():
+    """accept_shift_after=None is the write-up's layer: the failure the two extra steps fix."""
+    layer = ResilientBatchNorm1d(1, accept_shift_after=None)
+    variances, _ = run(layer, stream(SLOW_DRIFT))
+    assert variances[-1] < 0.02
+    assert int(layer.masked_updates[0]) >= 60           # every healthy batch after it
+    layer.eval()                                        # and serving reads it magnified
+    assert float(layer(torch.ones(1, 1)).abs().max()) > 5
+
+
+def test_a_shift_that_holds_becomes_the_level_its_batches_average():
+    layer = ResilientBatchNorm1d(2, warmup_batches=0, accept_shift_after=3)
+    generator = torch.Generator().manual_seed(0)
+    data = [torch.randn(128, 2, generator=generator) * torch.tensor([10.0, 1.0])
+            + torch.tensor([2.0, 0.0]) for _ in range(3)]
+    for x in data[:2]:
+        layer(x)
+    assert layer.masked_updates.tolist() == [2, 0]
+    assert float(layer.running_var[0]) == 1.0          # two batches: still masked
+    layer(data[2])
+    torch.testing.assert_close(layer.running_var[0],
+                               torch.stack([x[:, 0].var() for x in data]).mean())
+    torch.testing.assert_close(layer.running_mean[0],
+                               torch.stack([x[:, 0].mean() for x in data]).mean())
+    assert layer.masked_updates.tolist() == [2, 0]      # the third batch updated
+
+
+def test_a_shift_that_does_not_hold_one_level_is_never_accepted():
+    layer = ResilientBatchNorm1d(1, warmup_batches=0, accept_shift_after=3)
+    flapping = stream([10.0, 0.01] * 20)                # variance x100, then x1e-4
+    run(layer, flapping)
+    assert float(layer.running_var[0]) == 1.0
+    assert int(layer.masked_updates[0]) == 40
+
+
+def test_a_constant_column_is_never_accepted_however_long():
+    layer = ResilientBatchNorm1d(1, warmup_batches=0, accept_shift_after=2)
+    for _ in range(30):
+        layer(torch.full((64, 1), 3.0))
+    assert float(layer.running_var[0]) == 1.0 and int(layer.masked_updates[0]) == 30
+
+
 # ------------------------------------------------------------------ arguments and shapes
 
 
@@ -341,6 +426,21 @@ def test_an_outage_collapses_batch_norms_running_variance_but_not_resilient_batc
     (dict(num_features=4, warmup_batches=-1), "warmup_batches"),
     (dict(num_features=4, warmup_batches=2.5), "warmup_batches"),
     (dict(num_features=4, warmup_batches=True), "warmup_batches"),
+    (dict(num_features=4, eps=0.0), "eps"),
+    (dict(num_features=4, eps=-1e-5), "eps"),
+    (dict(num_features=4, eps=math.nan), "eps"),
+    (dict(num_features=4, eps=math.inf), "eps"),
+    (dict(num_features=4, eps=True), "eps"),
+    (dict(num_features=4, eps="1e-5"), "eps"),
+    (dict(num_features=4, momentum=True), "momentum"),
+    (dict(num_features=4, momentum=math.nan), "momentum"),
+    (dict(num_features=4, minimal_variance=True), "minimal_variance"),
+    (dict(num_features=4, variance_shift_threshold=True), "variance_shift_threshold"),
+    (dict(num_features=4, accept_shift_after=0), "accept_shift_after"),
+    (dict(num_features=4, accept_shift_after=2.5), "accept_shift_after"),
+    (dict(num_features=4, accept_shift_after=True), "accept_shift_after"),
+    (dict(num_features=4, affine="yes"), "affine"),
+    (dict(num_features=4, fill_masked=1), "fill_masked"),
 ])
 def test_bad_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
