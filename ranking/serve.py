@@ -8,7 +8,8 @@ writes one directory with all a request needs, and no pickled object:
 - ``ranker.json``: the format version, the model's class and constructor
   arguments, the head to rank by, the Platt calibrator's two numbers, the
   encoder's state (feature spec, the size of every id space, the dense
-  statistics fitted on the training split) and the log's configuration;
+  statistics fitted on the training split), the log's configuration and the
+  SHA-256 of every other file;
 - ``tables.npz``: the feature store, a snapshot taken at the end of the log:
   each item's advertiser, category, video flag, save count and creation day,
   each advertiser's budget, each user's followers and events of the last week.
@@ -18,6 +19,18 @@ builds each candidate's row from the tables, encodes it with the training
 ``FeatureEncoder`` (the very code the model was trained on) and sorts by score.
 ``export_ranker`` writes the same directory with the model as a
 ``torch.export`` program: a graph that runs without the model's Python class.
+
+Trust. ``ranker.json`` records the SHA-256 of every other file, and every
+loader checks them first: a damaged file (truncated, half copied, from another
+ranker) raises ``RankerFileError`` naming it, and nothing is half loaded.
+Nothing a file holds is run: ``weights.pt`` loads weights-only, ``tables.npz``
+without pickle, and ``model.pt2`` only after ``ranking.integrity.check_program``
+found in it nothing that ``torch.export.load`` would unpickle, evaluate or call
+beyond tensors, arithmetic on shapes and ATen operators. The digests are not a
+signature: whoever can rewrite ``ranker.json`` can forge them, and ship a model
+that scores wrongly (though not code that runs). A signature over
+``ranker.json`` by the training pipeline's key, checked before loading, or
+storage only the pipeline writes, is what authenticates a ranker.
 
 Unknown ids. The encoder has no id map: an id is its embedding row, so every
 user and item of the log has a row (one never seen in training keeps its
