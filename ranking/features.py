@@ -28,8 +28,8 @@ CATEGORICAL = ("user_id", "item_id", "advertiser_id", "surface", "is_video", "ho
                "category")
 DENSE = ("user_follower_count", "user_engagement_count", "item_save_count", "item_age_days",
          "advertiser_budget", "context_similarity", "query_match")
-DERIVED = ("surface", "hour_of_day", "category")
-"""Categorical inputs computed from other columns (surface names, timestamp, item)."""
+COMPUTED = ("hour_of_day", "category")
+"""Categorical inputs computed from other columns: the timestamp, the item's category."""
 COUNT_LIKE = ("user_follower_count", "user_engagement_count", "item_save_count",
               "item_age_days", "advertiser_budget")
 """Dense columns that are non-negative and heavy-tailed: log1p applies to these."""
@@ -179,39 +179,46 @@ class FeatureEncoder:
         data = {name: torch.from_numpy(self._categorical(frame, name)) for name in self.spec.categorical}
         data["dense"] = torch.from_numpy(self.dense(frame))
         if self.history is not None:
+            self._timestamps(frame)
             data.update(self.history.locate(frame["user_id"], frame["timestamp"]))
         data.update(self._labels_and_oracle(frame))
         return data
 
     def check_columns(self, frame: pd.DataFrame) -> None:
-        """Refuse a frame that lacks a column the encoder reads, whose ids are not
-        integers or whose timestamps and dense values are not numbers, naming the
-        column (dense values are checked finite as they are read)."""
+        """Refuse a frame that lacks a column the encoder reads, naming them all.
+
+        Each column's type is checked where it is read (``_column``): ids must
+        be integers, timestamps and dense values finite numbers.
+        """
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"frame must be a DataFrame, got {type(frame).__name__}")
-        read = [name for name in self.spec.categorical if name not in DERIVED]
-        ids = list(dict.fromkeys(["user_id", "item_id", *read]))
-        numbers = ["timestamp", *self.spec.dense]
-        surface = ["surface"] if "surface" in self.spec.categorical else []
-        missing = [name for name in ids + numbers + surface if name not in frame.columns]
+        read = [name for name in self.spec.categorical if name not in COMPUTED]
+        needed = dict.fromkeys(["user_id", "item_id", "timestamp", *read, *self.spec.dense])
+        missing = [name for name in needed if name not in frame.columns]
         if missing:
             raise ValueError(f"frame is missing column(s) {missing}")
-        for name in ids:
-            if not _holds(frame[name], "integer"):
-                raise TypeError(f"column {name!r} must hold integer ids, got dtype "
-                                f"{frame[name].dtype}")
-        for name in numbers:
-            if not _holds(frame[name], "number"):
-                raise TypeError(f"column {name!r} must hold numbers, got dtype "
-                                f"{frame[name].dtype}")
-        if not np.isfinite(frame["timestamp"].to_numpy(np.float64)).all():
+
+    @staticmethod
+    def _column(frame: pd.DataFrame, name: str, kinds: str) -> np.ndarray:
+        """Column ``name``'s values, refused unless its dtype is integer ("iu": ids) or
+        a number ("iuf"); a bool, a string or an object column is neither."""
+        column = frame[name]
+        if column.dtype.kind not in kinds:
+            what = "integer ids" if kinds == "iu" else "numbers"
+            raise TypeError(f"column {name!r} must hold {what}, got dtype {column.dtype}")
+        return column.to_numpy()
+
+    def _timestamps(self, frame: pd.DataFrame) -> np.ndarray:
+        values = self._column(frame, "timestamp", "iuf")
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
             raise ValueError("column 'timestamp' holds NaN or infinite values")
+        return values
 
     # ----------------------------------------------------------------- dense
     def _raw_dense(self, frame: pd.DataFrame) -> np.ndarray:
         columns = []
         for name in self.spec.dense:
-            values = frame[name].to_numpy(np.float64)
+            values = self._column(frame, name, "iuf").astype(np.float64)
             if not np.isfinite(values).all():
                 bad = int((~np.isfinite(values)).sum())
                 raise ValueError(f"column {name!r} holds NaN or infinite values "
@@ -234,11 +241,11 @@ class FeatureEncoder:
         if name == "surface":
             values = surface_codes(frame["surface"])
         elif name == "hour_of_day":
-            values = (frame["timestamp"].to_numpy() % SECONDS_PER_DAY) // 3600
+            values = (self._timestamps(frame) % SECONDS_PER_DAY) // 3600
         elif name == "category":
-            values = self.item_category[frame["item_id"].to_numpy()]
+            values = self.item_category[self._column(frame, "item_id", "iu")]
         else:
-            values = frame[name].to_numpy()
+            values = self._column(frame, name, "iu")
         values = np.array(values, dtype=np.int64)  # a writable copy for torch
         size = self.cardinalities[name]
         if values.size and (values.min() < 0 or values.max() >= size):
@@ -256,17 +263,6 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
-
-
-def _holds(column: pd.Series, kind: str) -> bool:
-    """Whether a column's dtype is an integer one ("integer") or any number ("number");
-    bool is neither: True is not an id, nor a count."""
-    dtype = column.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return False
-    if kind == "integer":
-        return pd.api.types.is_integer_dtype(dtype)
-    return pd.api.types.is_numeric_dtype(dtype)
 
 
 def id_space_sizes(config: AdLogConfig) -> dict[str, int]:
