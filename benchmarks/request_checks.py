@@ -10,8 +10,9 @@ saves and loads it with that tree's code and times requests: ``rank`` of N
 candidates (a random user, home feed, N distinct random items, a random hour)
 and ``score_batch`` of 4,096 logged rows. The trees run in turn, ``--rounds``
 times, so that both see the same machine load; the record keeps every round
-and the median of the rounds' p50 and p99, and the overhead of ``after``
-against ``before``.
+and the median of the rounds' p50 and p99 with their range (the p99 of a few
+hundred requests moves by 10-30% between rounds on a shared machine), and the
+overhead of ``after`` against ``before``.
 """
 
 from __future__ import annotations
@@ -113,9 +114,12 @@ def main() -> None:
     summary = []
     for label, per_round in rounds.items():
         for k, run in enumerate(per_round[0]):
-            summary.append({"tree": label, "call": run["call"], "candidates": run["candidates"],
-                            **{key: round(float(np.median([r[k][key] for r in per_round])), 4)
-                               for key in ("p50_ms", "p99_ms")}})
+            row = {"tree": label, "call": run["call"], "candidates": run["candidates"]}
+            for key in ("p50_ms", "p99_ms"):
+                values = [r[k][key] for r in per_round]
+                row[key] = round(float(np.median(values)), 4)
+                row[f"{key}_range"] = [round(min(values), 4), round(max(values), 4)]
+            summary.append(row)
     result = {"scale": args.scale, "threads": 1, "repeats": args.repeats, "rounds": args.rounds,
               "trees": {label: _commit(path) for label, path in trees.items()},
               "summary": summary, "every_round": rounds}
