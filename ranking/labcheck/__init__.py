@@ -44,7 +44,8 @@ from .lab05 import check_route_to_tower, check_surface_gaps
 from .lab06 import check_delta_buckets, check_interval_sum_pool, check_masked_softmax
 from .lab07 import (check_correct_downsampling, check_fake_negative_correction,
                     check_platt_scale, check_quantile_ece)
-from .lab08 import check_choose_precision, check_first_overflow, check_resilient_update
+from .lab08 import (check_choose_precision, check_first_overflow, check_masked_variance,
+                    check_resilient_update)
 from .lab09 import check_distillation_loss, check_shard_rows, check_top_k_flips
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "check_first_overflow",
     "check_choose_precision",
     "check_resilient_update",
+    "check_masked_variance",
     "check_distillation_loss",
     "check_top_k_flips",
     "check_shard_rows",

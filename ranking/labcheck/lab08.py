@@ -2,8 +2,8 @@
 
 Exercises: the first layer whose output overflows when a model runs in float16
 (forward hooks), the choice of fp16 or bf16 for each layer from the largest
-activations of a float32 run, and the running-statistics update of Resilient
-Batch Norm.
+activations of a float32 run, the running-statistics update of Resilient
+Batch Norm, and the variance it normalizes a masked column with.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import call, correct
 from .mistakes import Answers
 
-__all__ = ["check_first_overflow", "check_choose_precision", "check_resilient_update"]
+__all__ = ["check_first_overflow", "check_choose_precision", "check_resilient_update",
+           "check_masked_variance"]
 
 FP16_MAX = float(torch.finfo(torch.float16).max)   # 65504
 
@@ -345,3 +347,54 @@ def _first_wrong_column(got: tuple, expected: tuple) -> str:
     return (f"column {k}: expected mean {float(expected[0][k]):.6g}, var "
             f"{float(expected[1][k]):.6g}, masked {bool(expected[2][k])}; got mean "
             f"{float(got[0][k]):.6g}, var {float(got[1][k]):.6g}, masked {bool(got[2][k])}")
+
+
+# -------------------------------------------------------------- masked variance
+def _variance_case() -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """A batch of six columns, their running variances, and what each column is."""
+    generator = torch.Generator().manual_seed(9)
+    noise = torch.randn(64, 6, generator=generator)
+    batch = torch.stack([noise[:, 0], torch.full((64,), 2.0), 10.0 * noise[:, 2],
+                         0.05 * noise[:, 3], noise[:, 4], 1.5 * noise[:, 5]], dim=1)
+    running_var = torch.tensor([0.8, 1.0, 1.0, 1.0, 0.003, 1.0])
+    what = ["a healthy column (not masked)", "a constant column (masked)",
+            "a column whose variance grew 100 times (masked)",
+            "a column whose variance fell 400 times (masked)",
+            "a healthy column whose running variance had drifted down to 0.003 (masked)",
+            "a column whose variance grew 2.25 times, inside the threshold (not masked)"]
+    return batch, running_var, what
+
+
+def check_masked_variance(masked_variance: Callable) -> None:
+    """Check ``masked_variance(running_var, batch_var, mask) -> (C,)``: normalizing with
+    it must give ``ResilientBatchNorm1d``'s output in training."""
+    from ..nn import ResilientBatchNorm1d
+
+    name = "masked_variance"
+    batch, running_var, what = _variance_case()
+    layer = ResilientBatchNorm1d(6, affine=False, warmup_batches=0, accept_shift_after=None)
+    with torch.no_grad():
+        layer.running_var.copy_(running_var)
+    expected = layer(batch)
+    running_var, mask = layer.running_var.clone(), layer.masked_updates.bool()
+    batch_var = batch.var(dim=0)
+    inputs = (running_var.clone(), batch_var.clone(), mask.clone())
+    theirs = _as_tensor(name, "the variances", call(masked_variance, *inputs), (6,))
+    if not all(torch.equal(a, b) for a, b in zip(inputs, (running_var, batch_var, mask))):
+        raise AssertionError(f"{name} changed its arguments in place: return a new tensor.")
+    got = F.batch_norm(batch, layer.running_mean, theirs.float(), None, None, False, 0.0,
+                       layer.eps)
+    close = torch.isclose(got, expected, rtol=1e-4, atol=1e-5).all(dim=0)
+    if bool(close.all()):
+        correct(f"{name} gives the variance ResilientBatchNorm1d normalizes each column "
+                "with: the running one, or a masked column's own when it is larger.")
+        return
+    answers = Answers(name, same=lambda a, b: torch.allclose(torch.as_tensor(a).double(),
+                                                              b.double(), rtol=1e-5))
+    answers.add(theirs, *inputs)
+    k = int((~close).nonzero()[0])
+    hint = answers.hint("Keep the running variance, except for a masked column whose "
+                        "batch variance is larger: torch.where(mask & (batch_var > "
+                        "running_var), batch_var, running_var).")
+    raise AssertionError(f"Column {k}, {what[k]}: normalized with {float(theirs[k]):.4g} "
+                         f"its outputs differ from the layer's. {hint}")

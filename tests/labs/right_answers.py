@@ -100,6 +100,12 @@ def resilient_update_in_float64(running_mean, running_var, batch, momentum=0.1,
     return (mean + keep * (batch.mean(dim=0) - mean), var + keep * (batch_var - var), mask)
 
 
+def masked_variance_with_maximum(running_var, batch_var, mask):
+    """The larger variance for masked columns, written with maximum on a float64 copy."""
+    larger = torch.maximum(running_var.double(), batch_var.double())
+    return torch.where(mask, larger, running_var.double())
+
+
 def distillation_loss_softplus_float64(logits, labels, teacher_probs, weight):
     """log loss = softplus(z) - y z, in float64."""
     z = logits.double()
@@ -139,6 +145,7 @@ RIGHT_ANSWERS: dict[str, list[Callable]] = {
     "fake_negative_correction": [fake_negative_correction_as_list],
     "choose_precision": [choose_precision_with_map],
     "resilient_update": [resilient_update_in_float64],
+    "masked_variance": [masked_variance_with_maximum],
     "distillation_loss": [distillation_loss_softplus_float64],
     "top_k_flips": [top_k_flips_pandas_rank],
     "shard_rows": [shard_rows_as_list],

@@ -1,6 +1,7 @@
 """Known mistakes of lab 8, sixteen bits (labs/08_sixteen_bits.ipynb).
 
-Exercises: ``first_overflow``, ``choose_precision`` and ``resilient_update``.
+Exercises: ``first_overflow``, ``choose_precision``, ``resilient_update`` and
+``masked_variance``.
 """
 
 from __future__ import annotations
@@ -434,3 +435,35 @@ def running_statistics_updated_in_place(running_mean, running_var, batch, moment
     running_mean.mul_(1 - keep).add_(keep * batch_mean)
     running_var.mul_(1 - keep).add_(keep * batch_var)
     return running_mean, running_var, mask
+
+
+# ------------------------------------------------------------------ masked variance
+@mistake("masked_variance",
+         hint="That is the write-up's step 6 (always the running variance): a masked column "
+              "whose batch variance is larger, a healthy column after the running variance "
+              "drifted down, is then divided by a variance far too small. Use the larger "
+              "of the two for masked columns.")
+def always_running(running_var, batch_var, mask):
+    return running_var.clone()
+
+
+@mistake("masked_variance",
+         hint="The batch's own variance is Batch Norm in training: a constant column would "
+              "be divided by sqrt(eps). Masked columns keep the running variance unless "
+              "their batch variance is larger; unmasked columns always keep it.")
+def always_batch(running_var, batch_var, mask):
+    return batch_var.clone()
+
+
+@mistake("masked_variance",
+         hint="Only masked columns may take their batch variance: an unmasked column is "
+              "normalized with the running variance it just updated.")
+def larger_everywhere(running_var, batch_var, mask):
+    return torch.maximum(running_var, batch_var)
+
+
+@mistake("masked_variance",
+         hint="The larger of the two, not the smaller: the point is never to magnify a "
+              "column whose spread grew.")
+def smaller_when_masked(running_var, batch_var, mask):
+    return torch.where(mask, torch.minimum(running_var, batch_var), running_var)
