@@ -143,7 +143,8 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         warm = int(self.num_batches_tracked) >= self.warmup_batches
         mask = self.update_mask(batch_var, warm)         # (D,) bool, steps 2-4
         with torch.no_grad():
-            accepted, level_mean, level_var = self._lasting_shift(batch_mean, batch_var, mask)
+            accepted, level_mean, level_var = self.lasting_shift(
+                batch_mean, batch_var, mask)
             mask = mask & ~accepted
             m = self.momentum                            # step 5: the others update
             new_mean = torch.where(accepted, level_mean,
@@ -164,25 +165,33 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
         return F.batch_norm(x, self.running_mean.clone(), var,        # steps 6-7
                             self.weight, self.bias, False, 0.0, self.eps)
 
-    def _lasting_shift(self, batch_mean: torch.Tensor, batch_var: torch.Tensor,
-                       mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(D,) bool for the columns whose shift has held ``accept_shift_after`` batches,
-        and the (D,) mean and variance of the level they settled at."""
+    def lasting_shift(self, batch_mean: torch.Tensor, batch_var: torch.Tensor,
+                      mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(D,) bool for the columns whose shift has held ``accept_shift_after``
+        batches at one level, and the (D,) mean and variance of that level.
+
+        Counts each column's run of shifted batches (a broken column is no
+        shift); a batch away from the run's first variance starts a new run.
+        """
         shift = mask & ~self.broken(batch_var)           # masked for a shift only
         if self.accept_shift_after is None or not shift.any():
             self.shift_batches.zero_()
             return torch.zeros_like(mask), batch_mean, batch_var
-        going_on = (shift & (self.shift_batches > 0)
-                    & ~self.shifted(batch_var, self.shift_first_var))
+        same_level = ~self.shifted(batch_var, self.shift_first_var)
+        going_on = shift & (self.shift_batches > 0) & same_level
         starts = shift & ~going_on
-        self.shift_batches.copy_(torch.where(going_on, self.shift_batches + 1,
-                                             starts.long()))
-        self.shift_first_var.copy_(torch.where(starts, batch_var, self.shift_first_var))
-        for total, value in ((self.shift_mean_sum, batch_mean), (self.shift_var_sum, batch_var)):
-            total.copy_(torch.where(going_on, total + value, torch.where(starts, value, 0.0)))
-        accepted = self.shift_batches >= self.accept_shift_after
-        count = self.shift_batches.clamp(min=1).float()
-        level_mean, level_var = self.shift_mean_sum / count, self.shift_var_sum / count
+        run = torch.where(going_on, self.shift_batches + 1, starts.long())
+        self.shift_batches.copy_(run)
+        self.shift_first_var.copy_(
+            torch.where(starts, batch_var, self.shift_first_var))
+        for total, value in ((self.shift_mean_sum, batch_mean),
+                             (self.shift_var_sum, batch_var)):
+            restart = torch.where(starts, value, 0.0)
+            total.copy_(torch.where(going_on, total + value, restart))
+        accepted = run >= self.accept_shift_after
+        count = run.clamp(min=1).float()
+        level_mean = self.shift_mean_sum / count
+        level_var = self.shift_var_sum / count
         self.shift_batches.masked_fill_(accepted, 0)
         return accepted, level_mean, level_var
 
