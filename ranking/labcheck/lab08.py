@@ -394,7 +394,7 @@ def check_masked_variance(masked_variance: Callable) -> None:
     answers.add(theirs, *inputs)
     k = int((~close).nonzero()[0])
     hint = answers.hint("Keep the running variance, except for a masked column whose "
-                        "batch variance is larger: torch.where(mask & (batch_var > "
-                        "running_var), batch_var, running_var).")
-    raise AssertionError(f"Column {k}, {what[k]}: normalized with {float(theirs[k]):.4g} "
-                         f"its outputs differ from the layer's. {hint}")
+                        "batch variance is larger: that one takes its batch variance.")
+    raise AssertionError(f"Column {k}, {what[k]}: normalized with your variance "
+                         f"{float(theirs[k]):.4g}, its outputs differ from the layer's. "
+                         f"{hint}")
