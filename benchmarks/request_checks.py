@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +32,6 @@ from machine import write_result  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def percentiles(call, count: int) -> dict[str, float]:
-    """p50 and p99 milliseconds of ``count`` calls of ``call(i)`` after 20 untimed ones."""
-    for i in range(20):
-        call(i)
-    times = []
-    for i in range(count):
-        start = time.perf_counter()
-        call(i)
-        times.append(1000 * (time.perf_counter() - start))
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
-
-
 def child(scale: str, candidates: list[int], repeats: int) -> dict:
     """Time one tree's code (the ``ranking`` on ``sys.path``); the runs as a dict."""
     import tempfile
@@ -52,6 +39,7 @@ def child(scale: str, candidates: list[int], repeats: int) -> dict:
     import torch
 
     import ranking
+    from serving_latency import percentiles_ms      # beside this script
     from ranking.features import FeatureEncoder, FeatureSpec, time_split
     from ranking.nn import EmbeddingMLP
     from ranking.serve import load_ranker, save_ranker
@@ -76,10 +64,10 @@ def child(scale: str, candidates: list[int], repeats: int) -> dict:
         requests = [dict(user_id=int(rng.integers(n_users)), surface="home_feed",
                          item_ids=rng.choice(n_items, size=n, replace=False),
                          context={"hour_of_day": int(rng.integers(24))}) for _ in range(50)]
-        timing = percentiles(lambda i: ranker.rank(**requests[i % len(requests)]), repeats)
+        timing = percentiles_ms(lambda request: ranker.rank(**request), requests, repeats)
         runs.append({"call": "rank", "candidates": n, **timing})
     rows = test.iloc[:4096]
-    timing = percentiles(lambda i: ranker.score_batch(rows), max(repeats // 4, 20))
+    timing = percentiles_ms(ranker.score_batch, [rows], max(repeats // 4, 20))
     runs.append({"call": "score_batch", "candidates": len(rows), **timing})
     return {"package": str(Path(ranking.__file__).parent), "runs": runs}
 

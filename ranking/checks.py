@@ -28,6 +28,11 @@ def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def is_number(value) -> bool:
+    """An int or a float (numpy's too), and not a bool."""
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def positive_int(name: str, value) -> int:
     """``value`` as an int, if it is an integer >= 1."""
     if not is_integer(value) or value < 1:
@@ -44,8 +49,7 @@ def nonnegative_int(name: str, value) -> int:
 
 def nonnegative_number(name: str, value) -> float:
     """``value`` as a float, if it is a finite number >= 0 (a weight, a learning rate)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not 0 <= value < math.inf:
+    if not is_number(value) or not 0 <= value < math.inf:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 

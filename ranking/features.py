@@ -176,11 +176,12 @@ class FeatureEncoder:
         if self.statistics is None:
             raise RuntimeError("call fit(train_frame) before transform()")
         self.check_columns(frame)
-        data = {name: torch.from_numpy(self._categorical(frame, name)) for name in self.spec.categorical}
+        timestamps = self._timestamps(frame)
+        data = {name: torch.from_numpy(self._categorical(frame, name, timestamps))
+                for name in self.spec.categorical}
         data["dense"] = torch.from_numpy(self.dense(frame))
         if self.history is not None:
-            self._timestamps(frame)
-            data.update(self.history.locate(frame["user_id"], frame["timestamp"]))
+            data.update(self.history.locate(frame["user_id"], timestamps))
         data.update(self._labels_and_oracle(frame))
         return data
 
@@ -218,7 +219,7 @@ class FeatureEncoder:
     def _raw_dense(self, frame: pd.DataFrame) -> np.ndarray:
         columns = []
         for name in self.spec.dense:
-            values = self._column(frame, name, "iuf").astype(np.float64)
+            values = self._column(frame, name, "iuf").astype(np.float64, copy=False)
             if not np.isfinite(values).all():
                 bad = int((~np.isfinite(values)).sum())
                 raise ValueError(f"column {name!r} holds NaN or infinite values "
@@ -237,11 +238,12 @@ class FeatureEncoder:
         return ((values - stats.center) / stats.scale).astype(np.float32)
 
     # ----------------------------------------------------------- categorical
-    def _categorical(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+    def _categorical(self, frame: pd.DataFrame, name: str,
+                     timestamps: np.ndarray) -> np.ndarray:
         if name == "surface":
             values = surface_codes(frame["surface"])
         elif name == "hour_of_day":
-            values = (self._timestamps(frame) % SECONDS_PER_DAY) // 3600
+            values = (timestamps % SECONDS_PER_DAY) // 3600
         elif name == "category":
             values = self.item_category[self._column(frame, "item_id", "iu")]
         else:

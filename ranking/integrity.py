@@ -115,7 +115,7 @@ def load_tables(data: bytes, name: str, names: tuple[str, ...]) -> dict[str, np.
 
 # --------------------------------------------------------- exported programs
 SAFE_NAMES = frozenset({
-    "Symbol", "Integer", "Float", "Rational", "True", "False", "None", "L", "math",
+    "Symbol", "Integer", "Float", "Rational", "L", "math",
     "oo", "int_oo", "inf", "Eq", "Ne", "Ge", "Gt", "Le", "Lt", "And", "Or", "Not",
     "Max", "Min", "Abs", "Add", "Mul", "Pow", "Piecewise", "FloorDiv", "CeilDiv",
     "ModularIndexing", "Where", "PythonMod", "Mod", "CleanDiv", "CeilToInt",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,12 +80,12 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
                  variance_shift_threshold: float = 10.0, warmup_batches: int = 100,
                  fill_masked: bool = False, accept_shift_after: int | None = 20):
         checks.positive_int("num_features", num_features)
-        if not _is_number(eps) or not 0 < eps < math.inf:
+        if not checks.is_number(eps) or not 0 < eps < math.inf:
             raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-        if not _is_number(momentum) or not 0 < momentum <= 1:
+        if not checks.is_number(momentum) or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be a number in (0, 1], got {momentum!r}")
         checks.nonnegative_number("minimal_variance", minimal_variance)
-        if not _is_number(variance_shift_threshold) or not variance_shift_threshold > 1:
+        if not checks.is_number(variance_shift_threshold) or not variance_shift_threshold > 1:
             raise ValueError("variance_shift_threshold must be a ratio > 1 (math.inf: no "
                              f"shift test), got {variance_shift_threshold!r}")
         checks.nonnegative_int("warmup_batches", warmup_batches)
@@ -200,11 +199,6 @@ class ResilientBatchNorm1d(nn.BatchNorm1d):
                 f"variance_shift_threshold={self.variance_shift_threshold}, "
                 f"warmup_batches={self.warmup_batches}, fill_masked={self.fill_masked}, "
                 f"accept_shift_after={self.accept_shift_after}")
-
-
-def _is_number(value) -> bool:
-    """An int or a float (numpy's too), and not a bool."""
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
 
 
 def make_resilient(model: nn.Module, **options) -> nn.Module:

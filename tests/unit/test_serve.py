@@ -510,20 +510,21 @@ def plant_pickled_weight(data, marker):
     return edited_archive(data, change)
 
 
-def plant_custom_object(data, marker):
-    root = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
-    out = io.BytesIO(edited_archive(data, lambda name, content: content))
-    with zipfile.ZipFile(out, "a") as archive:
-        archive.writestr(f"{root}/data/constants/custom_obj_0", pickled(Payload(marker)))
-    return out.getvalue()
-
-
-def plant_compiled_code(data, marker):
+def with_entry(data: bytes, entry: str, content: bytes) -> bytes:
+    """The archive with one more entry, ``entry`` under its root folder."""
     root = zipfile.ZipFile(io.BytesIO(data)).namelist()[0].split("/")[0]
     out = io.BytesIO(data)
     with zipfile.ZipFile(out, "a") as archive:
-        archive.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF")
+        archive.writestr(f"{root}/{entry}", content)
     return out.getvalue()
+
+
+def plant_custom_object(data, marker):
+    return with_entry(data, "data/constants/custom_obj_0", pickled(Payload(marker)))
+
+
+def plant_compiled_code(data, marker):
+    return with_entry(data, "data/aotinductor/model/model.so", b"\x7fELF")
 
 
 def plant_shape_expression(data, marker):
