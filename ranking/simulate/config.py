@@ -129,6 +129,17 @@ class AdLogConfig:
     event_action_strength: float = 1.5
     """How strongly taste sets the action: saves on the best-liked items (0: at random)."""
 
+    # --- search queries: a third kind of user sequence (off by default) -------
+    searches_per_day: float = 0.0
+    """Mean search queries per user per day. 0 (the default): no search log, and every
+    other table exactly as without these knobs (their random stream is a separate one)."""
+    search_purity: float = 0.5
+    """Share of queries about the current interest; the rest are errands, a random category."""
+    search_intent_effect: float = 1.0
+    """Click-logit boost on search when the ad is in the category of the user's latest query."""
+    search_retrieval_share: float = 0.3
+    """Share of search impressions retrieved from the latest query's category."""
+
     # --- pretrained item embeddings -----------------------------------------
     pretrained_dim: int = 64
     pretrained_cosine: float = 0.8
@@ -220,7 +231,8 @@ class AdLogConfig:
         for name in ("task_correlation", "hide_correlation"):
             _check_range(name, getattr(self, name), -1.0, 1.0)
         for name in ("sequence_purity", "video_share", "advertiser_noise",
-                     "retrieval_current_share", "retrieval_previous_share"):
+                     "retrieval_current_share", "retrieval_previous_share",
+                     "search_purity", "search_retrieval_share"):
             _check_range(name, getattr(self, name), 0.0, 1.0)
         if self.retrieval_current_share + self.retrieval_previous_share > 1.0:
             raise ValueError(
@@ -232,7 +244,8 @@ class AdLogConfig:
             _check_range(name, getattr(self, name), 0.0, 1.0, open_low=True, open_high=True)
         for name in ("affinity_scale", "context_effect", "query_effect", "short_term_effect",
                      "interest_switch_per_day", "outage_days", "outage_start_day",
-                     "event_taste_strength", "event_action_strength", "shift_day"):
+                     "event_taste_strength", "event_action_strength", "shift_day",
+                     "searches_per_day", "search_intent_effect"):
             _check_range(name, getattr(self, name), 0.0)
         _check_range("count_tail_alpha", self.count_tail_alpha, 0.0, open_low=True)
         _check_range("peak_hour", self.peak_hour, 0.0, 24.0, open_high=True)

@@ -36,6 +36,9 @@ class AdLogs:
     item_embeddings: np.ndarray  # (n_items, pretrained_dim) noisy pretrained vectors
     config: AdLogConfig
     seed: int
+    searches: pd.DataFrame | None = None
+    """Each user's search queries (user_id, category, timestamp); None when the
+    config's ``searches_per_day`` is 0."""
 
     def __repr__(self) -> str:
         return (f"AdLogs(seed={self.seed}, impressions={len(self.impressions):,}, "
@@ -49,12 +52,14 @@ def simulate(config: AdLogConfig | None = None, seed: int = 0) -> AdLogs:
     if not isinstance(config, AdLogConfig):
         raise TypeError(f"config must be an AdLogConfig, got {type(config).__name__}")
     checks.nonnegative_int("seed", seed)
-    world_rng, events_rng, impressions_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(3))
+    # A fourth stream for the search log: the first three are the same with or without it.
+    world_rng, events_rng, impressions_rng, searches_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4))
 
     world = build_world(config, world_rng)
     events = _engagement_events(config, world, events_rng)
-    impressions = _impressions(config, world, events, impressions_rng)
+    searches = _search_queries(config, world, searches_rng)
+    impressions = _impressions(config, world, events, impressions_rng, searches, searches_rng)
     return AdLogs(
         impressions=impressions,
         events=events,
@@ -64,6 +69,7 @@ def simulate(config: AdLogConfig | None = None, seed: int = 0) -> AdLogs:
         item_embeddings=world.item_pretrained,
         config=config,
         seed=int(seed),
+        searches=searches,
     )
 
 
@@ -108,6 +114,46 @@ def _engagement_events(c: AdLogConfig, world: World, rng: np.random.Generator) -
         "action": action.astype(np.int8),
         "timestamp": timestamp.astype(np.int64),
     })
+
+
+def _search_queries(c: AdLogConfig, world: World, rng: np.random.Generator
+                    ) -> pd.DataFrame | None:
+    """Each user's search queries, as the category searched for (None without searches).
+
+    A query is about the current interest with probability ``search_purity``,
+    else an errand in a random category: search reveals intent the feed does not.
+    """
+    if c.searches_per_day == 0:
+        return None
+    start_seconds = -c.history_days * SECONDS_PER_DAY
+    total_days = c.history_days + c.n_days
+    n_queries = rng.poisson(c.searches_per_day * total_days * world.user_activity)
+    user = np.repeat(np.arange(c.n_users), n_queries)
+    timestamp = rng.integers(start_seconds, c.n_days * SECONDS_PER_DAY, user.size)
+    order = np.lexsort((timestamp, user))
+    user, timestamp = user[order], timestamp[order]
+    current, _ = world.interests.current_and_previous(user, timestamp)
+    about_interest = rng.random(user.size) < c.search_purity
+    errand = rng.integers(0, c.n_categories, user.size)
+    return pd.DataFrame({
+        "user_id": user.astype(np.int64),
+        "category": np.where(about_interest, current, errand).astype(np.int64),
+        "timestamp": timestamp.astype(np.int64),
+    })
+
+
+def latest_query(searches: pd.DataFrame, user: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """The category of each user's latest query at or before each time (-1: none yet).
+
+    ``searches`` is sorted by (user, time), as ``simulate`` makes it.
+    """
+    span = np.int64(10 * 365 * SECONDS_PER_DAY)
+    keys = searches["user_id"].to_numpy() * span + searches["timestamp"].to_numpy() + span // 2
+    query = np.asarray(user, dtype=np.int64) * span + np.asarray(timestamp) + span // 2
+    position = search_sorted(keys, query, side="right") - 1
+    same_user = (position >= 0) & (
+        searches["user_id"].to_numpy()[np.maximum(position, 0)] == user)
+    return np.where(same_user, searches["category"].to_numpy()[np.maximum(position, 0)], -1)
 
 
 EVENT_CHUNK = 200_000
@@ -173,7 +219,8 @@ def _items_in_categories(rng: np.random.Generator, world: World,
 
 # ------------------------------------------------------------------------ impressions
 def _impressions(c: AdLogConfig, world: World, events: pd.DataFrame,
-                 rng: np.random.Generator) -> pd.DataFrame:
+                 rng: np.random.Generator, searches: pd.DataFrame | None = None,
+                 searches_rng: np.random.Generator | None = None) -> pd.DataFrame:
     n = c.n_impressions
     user = rng.choice(c.n_users, size=n, p=world.user_activity / world.user_activity.sum())
     timestamp = rng.integers(0, c.n_days * SECONDS_PER_DAY, n)
@@ -182,8 +229,16 @@ def _impressions(c: AdLogConfig, world: World, events: pd.DataFrame,
     surface = rng.choice(len(SURFACES), size=n, p=[c.surface_traffic[s] for s in SURFACES])
 
     item, matches_interest = _retrieve_items(c, world, user, timestamp, rng)
+    matches_query = None
+    if searches is not None:
+        query = latest_query(searches, user, timestamp)
+        item = _retrieve_for_queries(c, world, surface, query, item, searches_rng)
+        current, _ = world.interests.current_and_previous(user, timestamp)
+        matches_interest = world.item_category[item] == current
+        matches_query = (query >= 0) & (world.item_category[item] == query)
     features = _observed_features(c, world, events, user, item, surface, timestamp, rng)
-    logit = click_logit(c, world, user, item, surface, timestamp, matches_interest, features)
+    logit = click_logit(c, world, user, item, surface, timestamp, matches_interest, features,
+                        matches_query)
     labels, oracle, conversion_timestamp = _draw_labels(
         c, world, user, item, surface, timestamp, matches_interest, logit, rng)
     _apply_outage(c, features, timestamp)
@@ -222,6 +277,17 @@ def _retrieve_items(c: AdLogConfig, world: World, user: np.ndarray, timestamp: n
                     _items_in_categories(rng, world, category),
                     _popular_items(rng, world, user.size))
     return item, world.item_category[item] == current
+
+
+def _retrieve_for_queries(c: AdLogConfig, world: World, surface: np.ndarray,
+                          query: np.ndarray, item: np.ndarray,
+                          rng: np.random.Generator) -> np.ndarray:
+    """On search, a share of the candidates come from the latest query's category."""
+    draw = rng.random(item.size)
+    from_query = ((surface == SURFACES.index("search")) & (query >= 0)
+                  & (draw < c.search_retrieval_share))
+    in_query = _items_in_categories(rng, world, np.maximum(query, 0))
+    return np.where(from_query, in_query, item)
 
 
 def _observed_features(c: AdLogConfig, world: World, events: pd.DataFrame,
@@ -277,12 +343,15 @@ def affinity(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
 def click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray,
                 surface: np.ndarray, timestamp: np.ndarray,
                 matches_interest: np.ndarray,
-                features: dict[str, np.ndarray]) -> np.ndarray:
+                features: dict[str, np.ndarray],
+                matches_query: np.ndarray | None = None) -> np.ndarray:
     """The true click logit without its per-surface intercept.
 
     Each term is one planted effect, with its knob in ``AdLogConfig``; the
     surface decides how strongly the user x item affinity and item popularity
     count, and which relevance score (context pin, query) exists at all.
+    ``matches_query`` (a log with searches only): whether the ad is in the
+    category of the user's latest query, which counts on search.
     """
     # one value per surface, looked up for each row with [surface] below
     affinity_scale = np.array([c.surface_affinity_scale[s] for s in SURFACES])
@@ -307,6 +376,8 @@ def click_logit(c: AdLogConfig, world: World, user: np.ndarray, item: np.ndarray
         + c.context_effect * _centered(context) * (context > 0)
         + c.query_effect * _centered(query) * (query > 0)
         + shift[surface] * after_shift
+        + (0.0 if matches_query is None else c.search_intent_effect
+           * matches_query * (surface == SURFACES.index("search")))
     )
 
 

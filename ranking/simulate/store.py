@@ -38,6 +38,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         **{column: "float32" for column in _ORACLE},
     },
     "events": {"user_id": "int64", "item_id": "int64", "action": "int8", "timestamp": "int64"},
+    "searches": {"user_id": "int64", "category": "int64", "timestamp": "int64"},
     "users": {"user_id": "int64", "follower_count": "int64"},
     "items": {"item_id": "int64", "advertiser_id": "int64", "category": "int64",
               "is_video": "int8", "save_count": "int64", "created_day": "float32"},
@@ -45,6 +46,8 @@ SCHEMA: dict[str, dict[str, str]] = {
                     "false_report_rate": "float32"},
 }
 """Column -> dtype of every stored table."""
+OPTIONAL_TABLES = ("searches",)
+"""Tables a log has only with some knobs (searches: ``searches_per_day`` > 0)."""
 
 
 class SchemaError(ValueError):
@@ -102,6 +105,8 @@ def save(logs: AdLogs, data_dir: str | Path | None = None) -> Path:
     try:
         for table in SCHEMA:
             frame = getattr(logs, table)
+            if frame is None and table in OPTIONAL_TABLES:
+                continue
             check_schema(table, frame)
             frame.to_parquet(staging / f"{table}.parquet", index=False)
         embeddings = pd.DataFrame(logs.item_embeddings,
@@ -131,6 +136,8 @@ def load(config: AdLogConfig, seed: int = 0, data_dir: str | Path | None = None)
                           f"expected {FORMAT_VERSION}; delete the folder to regenerate")
     tables = {}
     for table in SCHEMA:
+        if table in OPTIONAL_TABLES and not (folder / f"{table}.parquet").exists():
+            continue
         frame = pd.read_parquet(folder / f"{table}.parquet")
         check_schema(table, frame)
         tables[table] = frame
