@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from . import checks
-from .history import EventHistory
+from .history import NO_ITEM, EventHistories, EventHistory
+from .transforms import skew_reduced_by_log1p
 from .simulate import ACTIONS, SURFACES, TASKS, AdLogConfig, AdLogs
 from .simulate.logs import surface_codes
 from .simulate.world import SECONDS_PER_DAY
@@ -33,6 +34,11 @@ COMPUTED = ("hour_of_day", "category")
 COUNT_LIKE = ("user_follower_count", "user_engagement_count", "item_save_count",
               "item_age_days", "advertiser_budget")
 """Dense columns that are non-negative and heavy-tailed: log1p applies to these."""
+SEQUENCE_KINDS = ("engagement", "ads", "search")
+"""Kinds of user sequence: organic engagement (``logs.events``), engagement with ads (the
+clicks, saves and hides of earlier impressions) and search queries (``logs.searches``)."""
+AD_ACTIONS = ("click", "save", "hide")
+"""Actions of the ads sequence (codes 0, 1, 2)."""
 
 
 @dataclass(frozen=True)
@@ -41,21 +47,24 @@ class FeatureSpec:
 
     categorical: tuple[str, ...] = CATEGORICAL
     dense: tuple[str, ...] = DENSE
-    log1p: bool = True
-    """Apply log1p to the heavy-tailed count columns."""
+    log1p: bool | str = True
+    """Apply log1p to the heavy-tailed count columns (True), to none (False), or to the
+    columns whose skew it at least halves on the training split ("auto")."""
     clip_quantile: float | None = 0.999
     """Clip each dense column to the training split's [1 - q, q] quantiles."""
     scaling: str | None = "standard"
     """'standard' (z-score), 'minmax' (to [0, 1]) or None, with training statistics."""
     sequence_length: int = 32
     """Most recent engagement events per impression (0: no sequence features)."""
+    sequence_kinds: tuple[str, ...] = ("engagement",)
+    """Which kinds of user sequence to gather (``SEQUENCE_KINDS``), each of that length."""
     tasks: tuple[str, ...] = TASKS
     conversion_observed_at: float | None = None
     """If set (seconds since the log start), a conversion counts only if reported by then."""
 
     def __post_init__(self) -> None:
         # kept as plain Python values: a spec is hashable and saves as JSON
-        for name in ("categorical", "dense", "tasks"):
+        for name in ("categorical", "dense", "tasks", "sequence_kinds"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "sequence_length",
                            checks.nonnegative_int("sequence_length", self.sequence_length))
@@ -68,6 +77,12 @@ class FeatureSpec:
         unknown = set(self.dense) - set(DENSE)
         if unknown:
             raise ValueError(f"unknown dense feature(s) {sorted(unknown)}: allowed {DENSE}")
+        unknown = set(self.sequence_kinds) - set(SEQUENCE_KINDS)
+        if not self.sequence_kinds or unknown:
+            raise ValueError(f"sequence_kinds must be a non-empty subset of {SEQUENCE_KINDS},"
+                             f" got {self.sequence_kinds!r}")
+        if self.log1p not in (True, False, "auto"):
+            raise ValueError(f"log1p must be True, False or 'auto', got {self.log1p!r}")
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"unknown task(s) {sorted(unknown)}: allowed {TASKS}")
@@ -109,11 +124,26 @@ class FeatureEncoder:
         """Number of distinct values of each categorical input (embedding table sizes)."""
         self.item_category = logs.items["category"].to_numpy()
         self.statistics: DenseStatistics | None = None
-        self.history: EventHistory | None = None
-        """Every user's events, to gather sequences from (None if sequence_length is 0)."""
+        self.log1p_columns = self._log1p_columns()
+        """Dense columns log1p applies to (chosen by ``fit`` when the spec says "auto")."""
+        self.history: EventHistory | EventHistories | None = None
+        """Every user's events, to gather sequences from (None if sequence_length is 0);
+        ``EventHistories`` when the spec asks for more than the engagement sequence."""
         if self.spec.sequence_length > 0:
-            self.history = EventHistory(logs.events, self.item_category,
-                                        self.spec.sequence_length)
+            self.history = self._histories(logs)
+
+    def _log1p_columns(self) -> tuple[str, ...]:
+        if self.spec.log1p == "auto" or not self.spec.log1p:
+            return ()                            # "auto": fit decides
+        return tuple(name for name in self.spec.dense if name in COUNT_LIKE)
+
+    def _histories(self, logs: AdLogs) -> EventHistory | EventHistories:
+        """One history per sequence kind; the engagement kind keeps the plain keys."""
+        length, kinds = self.spec.sequence_length, self.spec.sequence_kinds
+        histories = {kind: EventHistory(sequence_events(logs, kind), self.item_category,
+                                        length, kind="" if kind == "engagement" else kind)
+                     for kind in kinds}
+        return histories["engagement"] if kinds == ("engagement",) else EventHistories(histories)
 
     def state(self) -> dict:
         """The fitted encoder as JSON values: spec, id-space sizes and dense statistics
@@ -121,8 +151,12 @@ class FeatureEncoder:
         if self.statistics is None:
             raise RuntimeError("call fit(train_frame) before state()")
         statistics = dataclasses.asdict(self.statistics)
-        return {"spec": dataclasses.asdict(self.spec), "cardinalities": dict(self.cardinalities),
-                "dense_statistics": {name: values.tolist() for name, values in statistics.items()}}
+        state = {"spec": dataclasses.asdict(self.spec), "cardinalities": dict(self.cardinalities),
+                 "dense_statistics": {name: values.tolist()
+                                      for name, values in statistics.items()}}
+        if self.spec.log1p == "auto":
+            state["log1p_columns"] = list(self.log1p_columns)
+        return state
 
     @classmethod
     def from_state(cls, state: dict, item_category: np.ndarray) -> FeatureEncoder:
@@ -135,6 +169,8 @@ class FeatureEncoder:
         encoder = cls.__new__(cls)
         encoder.spec, encoder.logs, encoder.history = spec, None, None
         encoder.cardinalities = dict(state["cardinalities"])
+        encoder.log1p_columns = (tuple(state["log1p_columns"]) if spec.log1p == "auto"
+                                 else encoder._log1p_columns())
         encoder.item_category = np.asarray(item_category)
         encoder.statistics = DenseStatistics(**{
             name: np.array(values, dtype=np.float64)
@@ -153,6 +189,11 @@ class FeatureEncoder:
     def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
         """Learn clip bounds and scaling statistics from the training frame only."""
         self.check_columns(frame)
+        if self.spec.log1p == "auto":
+            self.log1p_columns = ()
+            raw = self._raw_dense(frame)
+            self.log1p_columns = tuple(name for name, column in zip(self.spec.dense, raw.T)
+                                       if skew_reduced_by_log1p(column))
         values = self._raw_dense(frame)
         if self.spec.clip_quantile is not None:
             low = np.quantile(values, 1.0 - self.spec.clip_quantile, axis=0)
@@ -224,7 +265,7 @@ class FeatureEncoder:
                 bad = int((~np.isfinite(values)).sum())
                 raise ValueError(f"column {name!r} holds NaN or infinite values "
                                  f"({bad} of {len(values)} rows)")
-            if self.spec.log1p and name in COUNT_LIKE:
+            if name in self.log1p_columns:
                 values = np.log1p(np.maximum(values, 0.0))
             columns.append(values)
         if not columns:
@@ -265,6 +306,30 @@ class FeatureEncoder:
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
             out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
         return out
+
+
+def sequence_events(logs: AdLogs, kind: str) -> pd.DataFrame:
+    """The events of one kind of user sequence (``SEQUENCE_KINDS``), as ``EventHistory`` reads them.
+
+    engagement: the organic events; ads: one event per click, save and hide of an
+    earlier impression (action codes of ``AD_ACTIONS``), at the impression's time;
+    search: the queries, with their category and no item (``NO_ITEM``).
+    """
+    checks.one_of("kind", kind, SEQUENCE_KINDS)
+    if kind == "engagement":
+        return logs.events
+    if kind == "search":
+        if logs.searches is None:
+            raise ValueError("this log has no search queries: simulate it with "
+                             "AdLogConfig(searches_per_day=...) > 0")
+        return logs.searches.assign(item_id=NO_ITEM, action=0)
+    impressions = logs.impressions
+    parts = []
+    for code, action in enumerate(AD_ACTIONS):
+        done = impressions[impressions[action] == 1]
+        parts.append(pd.DataFrame({"user_id": done["user_id"], "item_id": done["item_id"],
+                                   "action": np.int8(code), "timestamp": done["timestamp"]}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def id_space_sizes(config: AdLogConfig) -> dict[str, int]:

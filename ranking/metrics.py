@@ -286,6 +286,41 @@ def oracle_gap_closed(true_probs: ArrayLike, probs: ArrayLike,
     return gap_closed(expected_logloss(p, probs), base, expected_logloss(p, p))
 
 
+def hidden_part_recovered(true_probs: ArrayLike, blind_probs: ArrayLike, probs: ArrayLike,
+                          steps: int = 20) -> float:
+    """Share of what one hidden part of the truth is worth that a model recovers.
+
+    ``blind_probs`` is the oracle blind to that part (``simulate.truth.blind_oracle``):
+    the part is worth the gap from it to the oracle, in expected log loss. The
+    model's logit joins the blind oracle's in sigmoid(w0 + w1 * blind + w2 * model),
+    fitted to the true probabilities (Newton's method); the share of the part's
+    gap that fit closes is what the model knows about the part and the blind
+    oracle does not. 0: nothing; 1: all of it.
+    """
+    checks.positive_int("steps", steps)
+    p = checks.as_probabilities(true_probs, "true_probs")
+    blind = checks.as_probabilities(blind_probs, "blind_probs")
+    q = checks.as_probabilities(probs, "probs")
+    if not len(p) == len(blind) == len(q):
+        raise ValueError("true_probs, blind_probs and probs must have one length, got "
+                         f"{len(p)}, {len(blind)} and {len(q)}")
+
+    def logit(values: np.ndarray) -> np.ndarray:
+        values = np.clip(values, 1e-6, 1 - 1e-6)
+        return np.log(values / (1 - values))
+
+    design = np.column_stack([np.ones_like(p), logit(blind), logit(q)])   # (N, 3)
+    w = np.array([0.0, 1.0, 0.0])
+    for _ in range(steps):
+        fitted = 1 / (1 + np.exp(-design @ w))
+        gradient = design.T @ (fitted - p)
+        hessian = (design * (fitted * (1 - fitted))[:, None]).T @ design
+        w -= np.linalg.pinv(hessian) @ gradient             # pinv: a constant model
+    fitted = 1 / (1 + np.exp(-design @ w))
+    return gap_closed(expected_logloss(p, fitted), expected_logloss(p, blind),
+                      expected_logloss(p, p))
+
+
 def oracle_report(labels: ArrayLike, predictions: Mapping[str, ArrayLike],
                   oracle_probs: ArrayLike, base_rate: float | None = None) -> pd.DataFrame:
     """One row per predictor: the base rate, each model, then the oracle.

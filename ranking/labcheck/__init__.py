@@ -47,6 +47,7 @@ from .lab07 import (check_correct_downsampling, check_fake_negative_correction,
 from .lab08 import (check_choose_precision, check_first_overflow, check_masked_variance,
                     check_resilient_update)
 from .lab09 import check_distillation_loss, check_shard_rows, check_top_k_flips
+from .lab10 import check_piecewise_linear_encoding, check_top_slot_value
 
 __all__ = [
     "check_normalized_entropy",
@@ -75,4 +76,6 @@ __all__ = [
     "check_distillation_loss",
     "check_top_k_flips",
     "check_shard_rows",
+    "check_piecewise_linear_encoding",
+    "check_top_slot_value",
 ]

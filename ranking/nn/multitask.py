@@ -44,17 +44,14 @@ class SharedBottom(nn.Module):
         return self.towers(shared)                        # {task: (B,)}
 
 
-class MMoE(nn.Module):
-    """Multi-gate mixture of experts: x -> M experts; per task, a softmax gate mixes them -> a tower."""
+class MixtureOfExperts(nn.Module):
+    """MMoE's top on any input vector x (B, X): M expert MLPs; per task, a softmax gate mixes them -> a tower."""
 
-    def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str],
-                 embedding_dim: int = 16, n_experts: int = 4, expert: Sequence[int] = (128, 64),
-                 tower: Sequence[int] = (64,), dense_normalization: str = "none"):
+    def __init__(self, input_dim: int, tasks: Sequence[str], n_experts: int = 4,
+                 expert: Sequence[int] = (128, 64), tower: Sequence[int] = (64,)):
         super().__init__()
         n_experts = checks.positive_int("n_experts", n_experts)
         self.tasks = checks.task_names(tasks)
-        self.input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
-        input_dim = self.input.output_dim
         self.experts = nn.ModuleList(MLP(input_dim, expert) for _ in range(n_experts))
         self.gates = nn.ModuleDict({task: nn.Linear(input_dim, n_experts) for task in self.tasks})
         self.towers = TaskHeads(self.experts[0].output_dim, self.tasks, tower)
@@ -63,11 +60,27 @@ class MMoE(nn.Module):
         """Each task's softmax weights over the experts, (B, M) per task: which experts it uses."""
         return {task: torch.softmax(gate(x), dim=-1) for task, gate in self.gates.items()}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x = self.input(batch)                                        # (B, X)
+    def mix(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         experts = torch.stack([e(x) for e in self.experts], dim=1)   # (B, M, H)
         logits = {}
         for task, weights in self.gate_weights(x).items():           # (B, M) each
             mixed = (weights.unsqueeze(-1) * experts).sum(dim=1)     # (B, H)
             logits[task] = self.towers[task](mixed).squeeze(-1)      # (B,)
         return logits
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.mix(x)
+
+
+class MMoE(MixtureOfExperts):
+    """Multi-gate mixture of experts (Ma et al., KDD 2018) on ``ModelInput``'s vector x."""
+
+    def __init__(self, cardinalities: dict[str, int], n_dense: int, tasks: Sequence[str],
+                 embedding_dim: int = 16, n_experts: int = 4, expert: Sequence[int] = (128, 64),
+                 tower: Sequence[int] = (64,), dense_normalization: str = "none"):
+        model_input = ModelInput(cardinalities, n_dense, embedding_dim, dense_normalization)
+        super().__init__(model_input.output_dim, tasks, n_experts, expert, tower)
+        self.input = model_input
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.mix(self.input(batch))                           # {task: (B,)}

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .config import SURFACES
-from .logs import AdLogs, affinity, surface_codes
+from .logs import AdLogs, affinity, latest_query, surface_codes
 from .world import World, build_world
 
 
@@ -32,6 +32,16 @@ def matches_interest(logs: AdLogs, frame: pd.DataFrame, world: World | None = No
     return world.item_category[frame["item_id"].to_numpy()] == current
 
 
+def matches_query(logs: AdLogs, frame: pd.DataFrame) -> np.ndarray:
+    """Whether each impression is on search with its item in the category of the user's
+    latest query: where the search intent lifts the click (bool, (N,); a log with searches)."""
+    if logs.searches is None:
+        raise ValueError("this log has no search queries (searches_per_day is 0)")
+    query = latest_query(logs.searches, frame["user_id"].to_numpy(), frame["timestamp"].to_numpy())
+    on_search = surface_codes(frame["surface"]) == SURFACES.index("search")
+    return on_search & (logs.items["category"].to_numpy()[frame["item_id"].to_numpy()] == query)
+
+
 def click_taste(logs: AdLogs, frame: pd.DataFrame, world: World | None = None) -> np.ndarray:
     """The user x item affinity term of each impression's click logit (surface scale included)."""
     world = world if world is not None else world_of(logs)
@@ -47,7 +57,10 @@ def blind_oracle(logs: AdLogs, frame: pd.DataFrame, blind_to: str = "interest",
 
     blind_to="interest": the match with the current interest is replaced by its
     average rate, as a model that cannot see the user's recent events would
-    have to; "taste": the user x item affinity term by its average. The gap
+    have to; "taste": the user x item affinity term by its average; "query"
+    (a log with searches): the search intent term, by its average on each
+    surface (it exists on search only, where a global average would bias the
+    blind oracle). The gap
     between the oracle and a blind oracle is what that part is worth.
     """
     world = world if world is not None else world_of(logs)
@@ -56,6 +69,12 @@ def blind_oracle(logs: AdLogs, frame: pd.DataFrame, blind_to: str = "interest",
         part = logs.config.short_term_effect * matches_interest(logs, frame, world)
     elif blind_to == "taste":
         part = click_taste(logs, frame, world)
+    elif blind_to == "query":
+        part = logs.config.search_intent_effect * matches_query(logs, frame)
+        surface = surface_codes(frame["surface"])
+        average = np.bincount(surface, part, len(SURFACES)) / np.maximum(
+            np.bincount(surface, minlength=len(SURFACES)), 1)
+        return 1.0 / (1.0 + np.exp(-(logit - part + average[surface])))
     else:
-        raise ValueError(f"blind_to must be 'interest' or 'taste', got {blind_to!r}")
+        raise ValueError(f"blind_to must be 'interest', 'taste' or 'query', got {blind_to!r}")
     return 1.0 / (1.0 + np.exp(-(logit - part + part.mean())))

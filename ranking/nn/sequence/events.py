@@ -79,7 +79,7 @@ class EventEmbedding(nn.Module):
             same = batch["seq_category"] == (batch["category"] + 1)[:, None]  # (B, L)
             pair = torch.stack([cosine, same.to(cosine.dtype)], dim=-1)   # (B, L, 2)
             parts.append(self.interaction_projection(pair))             # (B, L, V)
-        mask = items > 0                                                # (B, L)
+        mask = batch["seq_category"] > 0           # (B, L): every event has a category
         return self.connect(parts) * mask.unsqueeze(-1), mask
 
     def candidate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
