@@ -66,23 +66,25 @@ def random_weights(rng: np.random.Generator, values: Mapping[str, float],
 
 
 def tune_blend(probs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
-               requests: np.ndarray, *, k: int = 3, values: Mapping[str, float] = VALUES,
-               min_click_share: float = 0.95, trials: int = 200,
-               seed: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
-    """The weights with the most true value per slot among those meeting the click floor.
+               requests: np.ndarray, *, k: int = 3,
+               values: Mapping[str, float] = VALUES, min_click_share: float = 0.95,
+               trials: int = 200, seed: int = 0
+               ) -> tuple[dict[str, float], pd.DataFrame]:
+    """The weights with the most true value per slot among those meeting the floor.
 
     The floor: clicks per 1,000 slots at least ``min_click_share`` times the
-    click-only ranking's. Trial 0 is the hand-set blend (``values`` as weights);
-    the rest are ``random_weights``. Returns the best weights and every trial
-    (weights, outcome, value, whether it meets the floor).
+    click-only ranking's. Trial 0 is the hand-set blend (``values`` as
+    weights); the rest are ``random_weights``. Returns the best weights and
+    every trial (weights, outcome, value, whether it meets the floor).
     """
     checks.positive_int("trials", trials)
     if not 0.0 <= min_click_share <= 1.0:
-        raise ValueError(f"min_click_share must be in [0, 1], got {min_click_share!r}")
+        raise ValueError("min_click_share must be in [0, 1], "
+                         f"got {min_click_share!r}")
     if "click" not in values:
-        raise ValueError("values must include the click: the floor is set in clicks")
-    floor = min_click_share * evaluate_blend({"click": 1.0}, probs, truth, requests, k,
-                                             values)["click"]
+        raise ValueError("values must include the click: the floor is in clicks")
+    click_only = evaluate_blend({"click": 1.0}, probs, truth, requests, k, values)
+    floor = min_click_share * click_only["click"]
     rng = np.random.default_rng(seed)
     rows = []
     for trial in range(trials):
@@ -93,7 +95,10 @@ def tune_blend(probs: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
     table = pd.DataFrame(rows)
     allowed = table[table["meets_floor"]]
     if allowed.empty:
-        raise ValueError(f"no trial keeps {min_click_share:.0%} of the click-only ranking's "
-                         "clicks: lower the floor or search closer to the click")
+        raise ValueError(f"no trial keeps {min_click_share:.0%} of the click-only"
+                         " ranking's clicks: lower the floor or search nearer"
+                         " the click")
     best = allowed["value"].idxmax()
-    return {action: float(table.loc[best, f"weight_{action}"]) for action in values}, table
+    weights = {action: float(table.loc[best, f"weight_{action}"])
+               for action in values}
+    return weights, table

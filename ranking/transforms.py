@@ -28,7 +28,8 @@ def skewness(values: np.ndarray) -> float:
 
 
 def skew_reduced_by_log1p(values: np.ndarray, factor: float = 0.5) -> bool:
-    """True when ``values`` are non-negative and |skew(log1p(x))| <= factor * |skew(x)|."""
+    """Whether log1p suits ``values``: they are non-negative and
+    |skew(log1p(x))| <= factor * |skew(x)|."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or values.min() < 0:
         return False

@@ -57,11 +57,12 @@ class GroupTokens(nn.Module):
                                       for group, fields in groups.items()})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        vectors = torch.cat([self.ids(batch), self.numbers(batch["dense"])],
-                            dim=1)                                        # (B, F + D, E)
-        tokens = [project(vectors[:, self.index[group]].flatten(1))       # (B, V) each
+        ids = self.ids(batch)                                         # (B, F, E)
+        numbers = self.numbers(batch["dense"])                        # (B, D, E)
+        vectors = torch.cat([ids, numbers], dim=1)                    # (B, F + D, E)
+        tokens = [project(vectors[:, self.index[group]].flatten(1))   # (B, V) each
                   for group, project in self.project.items()]
-        return torch.stack(tokens, dim=1)                                 # (B, G, V)
+        return torch.stack(tokens, dim=1)                             # (B, G, V)
 
 
 class SequenceTokens(nn.Module):
@@ -87,12 +88,12 @@ class SequenceTokens(nn.Module):
         view = batch if not self.prefix else {
             **batch, **{key[len(self.prefix):]: value for key, value in batch.items()
                         if key.startswith(self.prefix + "seq_")}}
-        events, mask = self.events(view)                                  # (B, L, Z), (B, L)
-        hours = view["seq_delta_hours"]                                   # (B, L)
-        events = events + self.age(hours) * mask.unsqueeze(-1)            # (B, L, Z)
-        candidate = self.events.candidate(view)                           # (B, Z)
-        summary = self.summary(events, mask, candidate, hours)            # (B, 2Z)
-        return self.project(summary.view(summary.shape[0], 2, -1))        # (B, 2, V)
+        events, mask = self.events(view)                  # (B, L, Z), (B, L)
+        hours = view["seq_delta_hours"]                   # (B, L)
+        events = events + self.age(hours) * mask.unsqueeze(-1)        # (B, L, Z)
+        candidate = self.events.candidate(view)                       # (B, Z)
+        summary = self.summary(events, mask, candidate, hours)        # (B, 2Z)
+        return self.project(summary.view(summary.shape[0], 2, -1))    # (B, 2, V)
 
 
 class Closeup(nn.Module):
@@ -117,11 +118,11 @@ class Closeup(nn.Module):
         self.tasks = self.heads.tasks
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        tokens = [self.groups(batch)]                                     # (B, G, V)
-        tokens += [kind(batch) for kind in self.sequences.values()]       # (B, 2, V) each
-        x = torch.cat(tokens, dim=1)                                      # (B, Q, V)
-        every = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)  # (B, Q)
-        for block in self.blocks:                                         # "transformer"
-            x = block(x, every)                                           # (B, Q, V)
+        tokens = [self.groups(batch)]                                 # (B, G, V)
+        tokens += [kind(batch) for kind in self.sequences.values()]   # (B, 2, V) each
+        x = torch.cat(tokens, dim=1)                                  # (B, Q, V)
+        every = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        for block in self.blocks:                       # none with mixer="concat"
+            x = block(x, every)                                       # (B, Q, V)
         x = self.norm(x)
-        return self.heads(x.flatten(1))                                   # {task: (B,)}
+        return self.heads(x.flatten(1))                               # {task: (B,)}

@@ -132,6 +132,27 @@ def shard_rows_as_list(n_rows, rank, world_size):
     return list(range(rank, n_rows, world_size))
 
 
+def piecewise_linear_encoding_with_where(values, edges):
+    """Each bin's share written with torch.where and explicit bounds, in float64."""
+    x, e = values.double()[:, None], edges.double()
+    t = (x - e[:-1]) / (e[1:] - e[:-1])                       # (N, R)
+    r = torch.arange(t.shape[1])
+    low = torch.where(r == 0, -torch.inf, 0.0)
+    high = torch.where(r == t.shape[1] - 1, torch.inf, 1.0)
+    return torch.minimum(torch.maximum(t, low), high).float()
+
+
+def top_slot_value_by_lexsort(scores, requests, truth, values, k):
+    """The kept slots found with one lexsort: by request, then by score, highest first."""
+    order = np.lexsort((-scores, requests))
+    sorted_requests = requests[order]
+    first = np.r_[True, sorted_requests[1:] != sorted_requests[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    kept = np.zeros(len(scores), dtype=bool)
+    kept[order[np.arange(len(order)) - start < k]] = True
+    return sum(value * 1000 * truth[action][kept].mean() for action, value in values.items())
+
+
 RIGHT_ANSWERS: dict[str, list[Callable]] = {
     "historical_ctr": [historical_ctr_as_array],
     "rounds_to_keep": [rounds_to_keep_numpy_int],
@@ -149,4 +170,6 @@ RIGHT_ANSWERS: dict[str, list[Callable]] = {
     "distillation_loss": [distillation_loss_softplus_float64],
     "top_k_flips": [top_k_flips_pandas_rank],
     "shard_rows": [shard_rows_as_list],
+    "piecewise_linear_encoding": [piecewise_linear_encoding_with_where],
+    "top_slot_value": [top_slot_value_by_lexsort],
 }
