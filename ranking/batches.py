@@ -17,7 +17,7 @@ import torch
 
 from . import checks
 from .checks import TensorDict
-from .history import EventHistory
+from .history import Histories
 
 def to_device(data: TensorDict, device: torch.device | str) -> TensorDict:
     """The same dict with every tensor on ``device`` (no copy for those already there)."""
@@ -56,7 +56,7 @@ class Batches:
 
     def __init__(self, data: TensorDict, batch_size: int, *, shuffle: bool = True,
                  drop_last: bool = False, seed: int = 0,
-                 history: EventHistory | None = None):
+                 history: Histories | None = None):
         self.n_rows = checks.num_rows(data)
         checks.positive_int("batch_size", batch_size)
         if drop_last and batch_size > self.n_rows:

@@ -6,7 +6,9 @@ and scaled with statistics from the training split only) and, for the sequence
 features, where each impression's user events lie in ``encoder.history``: the
 events themselves are gathered batch by batch (``ranking.history``).
 Labels and oracle probabilities travel in the same dict, so a batch has all a
-training step and an evaluation need.
+training step and an evaluation need. A spec may ask for several kinds of user
+sequence (``SEQUENCE_KINDS``: engagement, ads, search); each has its own history
+and its own keys (``EventHistories``).
 """
 
 from __future__ import annotations

@@ -220,3 +220,7 @@ class EventHistories:
     def check(self, data: dict[str, torch.Tensor], name: str = "data") -> None:
         for history in self.histories.values():
             history.check(data, name)
+
+
+Histories = EventHistory | EventHistories
+"""One kind of user sequence or several: what ``fit``, ``predict`` and ``Batches`` gather from."""

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from . import checks
 from .batches import Batches, to_device
 from .checks import TensorDict
-from .history import EventHistory
+from .history import Histories
 from .nn.embed import FeatureEmbedding
 from .objective import LossSums, Objective, start_heads_at_base_rate, task_loss_sums
 
@@ -105,7 +105,7 @@ def train_epoch(model: nn.Module, batches: Batches, objective: Objective,
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, data: TensorDict, *,
-                  history: EventHistory | None = None,
+                  history: Histories | None = None,
                   tasks: Sequence[str] = ("click",), task_masks: dict | None = None,
                   task_weights: dict | None = None,
                   batch_size: int = EVAL_BATCH_SIZE, device: str | torch.device | None = None,
@@ -150,7 +150,7 @@ class EarlyStopping:
         self.last = math.nan                      # the latest evaluation's monitor
 
     def evaluate(self, model: nn.Module, valid: TensorDict,
-                 history: EventHistory | None, device: torch.device,
+                 history: Histories | None, device: torch.device,
                  precision: str) -> dict[str, float]:
         """``evaluate_loss`` on ``valid``: its valid_* columns and valid_monitor."""
         losses = evaluate_loss(model, valid, history=history, device=device,
@@ -192,7 +192,7 @@ class FitResult:
 
 
 def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
-        history: EventHistory | None = None, tasks: Sequence[str] = ("click",),
+        history: Histories | None = None, tasks: Sequence[str] = ("click",),
         task_masks: dict | None = None, task_weights: dict | None = None,
         distillation: dict | None = None, monitor: str | dict | None = None,
         patience: int = 2, epochs: int = 3, batch_size: int = 4096,
@@ -235,7 +235,7 @@ def fit(model: nn.Module, train: TensorDict, valid: TensorDict | None = None, *,
 
 @torch.no_grad()
 def predict(model: nn.Module, data: TensorDict, *,
-            history: EventHistory | None = None, batch_size: int = EVAL_BATCH_SIZE,
+            history: Histories | None = None, batch_size: int = EVAL_BATCH_SIZE,
             device: str | torch.device | None = None,
             precision: str = "fp32") -> dict[str, np.ndarray]:
     """Each task's probabilities (sigmoid of the logits), a row of ``data`` each.
@@ -313,7 +313,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def check_fit(model: nn.Module, train: TensorDict, valid: TensorDict | None,
-              objective: Objective, history: EventHistory | None, epochs: int,
+              objective: Objective, history: Histories | None, epochs: int,
               batch_size: int, lr: float, weight_decay: float,
               precision: str) -> None:
     """Refuse ``fit``'s data and settings, naming the key at fault."""
@@ -328,7 +328,7 @@ def check_fit(model: nn.Module, train: TensorDict, valid: TensorDict | None,
 
 
 def check_data(data: TensorDict, name: str, objective: Objective, model: nn.Module,
-               history: EventHistory | None = None, teachers: bool = False) -> None:
+               history: Histories | None = None, teachers: bool = False) -> None:
     """Refuse data that would train or score silently wrong, naming the key."""
     checks.num_rows(data, name)
     if history is not None:

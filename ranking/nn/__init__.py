@@ -20,6 +20,9 @@ comments in every module use one legend:
     K   time intervals (interval sum pooling)
     Z   width of a sequence summary
     P   width of a pretrained item embedding
+    G   feature groups, one token each (the whole ranker's summarization layer)
+    Q   tokens the whole ranker's mixer reads, V wide each
+    R   bins of a piecewise-linear encoding of a number
 
 Outside ``ranking.nn`` the same letters hold, and N counts the rows of a whole
 dataset (B those of one batch); the generator (``ranking.simulate``) also

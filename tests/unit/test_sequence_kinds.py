@@ -149,3 +149,17 @@ def test_simulate_with_searches_is_deterministic():
     first, second = simulate(config, seed=3), simulate(config, seed=3)
     pd.testing.assert_frame_equal(first.searches, second.searches)
     pd.testing.assert_frame_equal(first.impressions, second.impressions)
+
+
+def test_a_query_without_an_item_is_an_event_and_padding_is_not():
+    from ranking.nn.sequence import EventEmbedding
+
+    table = EventEmbedding(5, 4, 1, torch.randn(5, 3), dim=8, parts=("category",),
+                           interactions=True)
+    batch = {"seq_item_id": torch.zeros(2, 3, dtype=torch.long),        # no items
+             "seq_category": torch.tensor([[2, 1, 0], [0, 0, 0]]),
+             "seq_action": torch.tensor([[1, 1, 0], [0, 0, 0]]),
+             "item_id": torch.tensor([0, 1]), "category": torch.tensor([1, 2])}
+    vectors, mask = table(batch)
+    assert mask.tolist() == [[True, True, False], [False, False, False]]
+    assert bool((vectors[~mask] == 0).all())

@@ -79,7 +79,10 @@ class EventEmbedding(nn.Module):
             same = batch["seq_category"] == (batch["category"] + 1)[:, None]  # (B, L)
             pair = torch.stack([cosine, same.to(cosine.dtype)], dim=-1)   # (B, L, 2)
             parts.append(self.interaction_projection(pair))             # (B, L, V)
-        mask = batch["seq_category"] > 0           # (B, L): every event has a category
+        # (B, L): a real event has an item; events without one (a search query)
+        # are told from padding by their category, when the item is not a part
+        identity = items if "item" in self.parts else batch["seq_category"]
+        mask = identity > 0
         return self.connect(parts) * mask.unsqueeze(-1), mask
 
     def candidate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
