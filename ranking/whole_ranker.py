@@ -43,7 +43,6 @@ ABLATIONS = {
     "without the engagement sequence": dict(kinds=("ads", "search")),
     "concatenated tokens, no mixer": dict(mixer="concat"),
     "hand-chosen transforms": dict(numbers="scaled", log1p=True),
-    "raw numbers": dict(numbers="scaled", log1p=False, raw=True),
     "one expert (a shared bottom)": dict(n_experts=1),
 }
 """Each part taken away, one at a time: the rows of the chapter's ablation table."""
@@ -58,13 +57,10 @@ parts (the query's relevance, the search sequence) that the conversion does not.
 SEQUENCE_LENGTH = 32
 
 
-def encoder_spec(kinds=WHOLE["kinds"], log1p=WHOLE["log1p"], raw: bool = False,
-                 **_) -> FeatureSpec:
-    """The features a variant reads: its sequence kinds and its rule for log1p
-    (``raw``: the numbers as logged, without clipping or scaling either)."""
-    untouched = dict(clip_quantile=None, scaling=None) if raw else {}
+def encoder_spec(kinds=WHOLE["kinds"], log1p=WHOLE["log1p"], **_) -> FeatureSpec:
+    """The features a variant reads: its sequence kinds and its rule for log1p."""
     return FeatureSpec(sequence_length=SEQUENCE_LENGTH, sequence_kinds=kinds,
-                       tasks=TASKS, log1p=log1p, **untouched)
+                       tasks=TASKS, log1p=log1p)
 
 
 def build_closeup(encoder: FeatureEncoder, logs: AdLogs, train: TensorDict, *,
