@@ -50,6 +50,13 @@ def top_k_flips(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLik
     out of k. Averaged over requests, each request's slots counted up to its
     size. 0: the same ads in the same slots everywhere; 1: all replaced.
     """
+    _, flips = flips_per_request(requests, old_scores, new_scores, k)
+    return float(np.mean(flips))
+
+
+def flips_per_request(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLike,
+                      k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The requests (sorted ids) and each one's share of top-``k`` slots that flipped."""
     requests, old_scores, new_scores = _check(requests, old_scores, new_scores)
     checks.positive_int("k", k)
     old_rank = rank_in_request(requests, old_scores)
@@ -58,11 +65,11 @@ def top_k_flips(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLik
     # the candidate in old slot r: does the new version put it in slot r too?
     flipped = shown & (new_rank != old_rank)
     # each candidate's request numbered 0, 1, 2, ...
-    request_index = np.unique(requests, return_inverse=True)[1]
+    ids, request_index = np.unique(requests, return_inverse=True)
     slots = np.bincount(request_index[shown])               # min(k, size) each
     flips = np.bincount(request_index[shown], weights=flipped[shown].astype(float),
                         minlength=len(slots))
-    return float(np.mean(flips / slots))
+    return ids, flips / slots
 
 
 def kendall_tau(requests: ArrayLike, old_scores: ArrayLike, new_scores: ArrayLike) -> float:

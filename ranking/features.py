@@ -5,8 +5,10 @@ categorical IDs (looked up in embedding tables), dense features (log1p, clipped
 and scaled with statistics from the training split only) and, for the sequence
 features, where each impression's user events lie in ``encoder.history``: the
 events themselves are gathered batch by batch (``ranking.history``).
-Labels and oracle probabilities travel in the same dict, so a batch has all a
-training step and an evaluation need. A spec may ask for several kinds of user
+Labels and (on a simulated log) oracle probabilities travel in the same dict, so
+a batch has all a training step and an evaluation need. A real log
+(``ranking.real.RatingLog``) goes through the same code: it names its own inputs
+and tasks (``log_inputs``) and has no oracle. A spec may ask for several kinds of user
 sequence (``SEQUENCE_KINDS``: engagement, ads, search); each has its own history
 and its own keys (``EventHistories``).
 """
@@ -22,6 +24,7 @@ import torch
 
 from . import checks
 from .history import NO_ITEM, EventHistories, EventHistory
+from .real import RatingLog
 from .transforms import skew_reduced_by_log1p
 from .simulate import ACTIONS, SURFACES, TASKS, AdLogConfig, AdLogs
 from .simulate.logs import surface_codes
@@ -73,21 +76,12 @@ class FeatureSpec:
         for name in ("clip_quantile", "conversion_observed_at"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, checks.nonnegative_number(name, getattr(self, name)))
-        unknown = set(self.categorical) - set(CATEGORICAL)
-        if unknown:
-            raise ValueError(f"unknown categorical feature(s) {sorted(unknown)}: allowed {CATEGORICAL}")
-        unknown = set(self.dense) - set(DENSE)
-        if unknown:
-            raise ValueError(f"unknown dense feature(s) {sorted(unknown)}: allowed {DENSE}")
         unknown = set(self.sequence_kinds) - set(SEQUENCE_KINDS)
         if not self.sequence_kinds or unknown:
             raise ValueError(f"sequence_kinds must be a non-empty subset of {SEQUENCE_KINDS},"
                              f" got {self.sequence_kinds!r}")
         if self.log1p not in (True, False, "auto"):
             raise ValueError(f"log1p must be True, False or 'auto', got {self.log1p!r}")
-        unknown = set(self.tasks) - set(TASKS)
-        if unknown:
-            raise ValueError(f"unknown task(s) {sorted(unknown)}: allowed {TASKS}")
         if self.clip_quantile is not None and not 0.5 < self.clip_quantile <= 1.0:
             raise ValueError(f"clip_quantile must be in (0.5, 1] or None, got {self.clip_quantile}")
         if self.scaling not in ("standard", "minmax", None):
@@ -117,11 +111,11 @@ class FeatureEncoder:
     the log (serving does).
     """
 
-    def __init__(self, logs: AdLogs, spec: FeatureSpec | None = None):
+    def __init__(self, logs: AdLogs | RatingLog, spec: FeatureSpec | None = None):
         self.spec = spec if spec is not None else FeatureSpec()
-        self.logs: AdLogs | None = logs
+        self.logs: AdLogs | RatingLog | None = logs
         """The log the encoder was built from (None when rebuilt from its state)."""
-        sizes = id_space_sizes(logs.config)
+        sizes = check_spec_against_log(self.spec, logs)
         self.cardinalities = {name: sizes[name] for name in self.spec.categorical}
         """Number of distinct values of each categorical input (embedding table sizes)."""
         self.item_category = logs.items["category"].to_numpy()
@@ -139,7 +133,7 @@ class FeatureEncoder:
             return ()                            # "auto": fit decides
         return tuple(name for name in self.spec.dense if name in COUNT_LIKE)
 
-    def _histories(self, logs: AdLogs) -> EventHistory | EventHistories:
+    def _histories(self, logs: AdLogs | RatingLog) -> EventHistory | EventHistories:
         """One history per sequence kind; the engagement kind keeps the plain keys."""
         length, kinds = self.spec.sequence_length, self.spec.sequence_kinds
         histories = {kind: EventHistory(sequence_events(logs, kind), self.item_category,
@@ -300,17 +294,19 @@ class FeatureEncoder:
     # ------------------------------------------------------ labels and oracle
     def _labels_and_oracle(self, frame: pd.DataFrame) -> dict[str, torch.Tensor]:
         out = {}
-        for task in self.spec.tasks:
+        for task in self.spec.tasks:          # a real log has no oracle column p_<task>
             label = frame[task].to_numpy().astype(np.float32)
             if task == "conversion" and self.spec.conversion_observed_at is not None:
                 reported_by = frame["conversion_timestamp"].to_numpy() <= self.spec.conversion_observed_at
                 label = label * reported_by
             out[f"label_{task}"] = torch.from_numpy(label.astype(np.float32))
-            out[f"oracle_{task}"] = torch.from_numpy(np.array(frame[f"p_{task}"], dtype=np.float32))
+            if f"p_{task}" in frame.columns:
+                oracle = np.array(frame[f"p_{task}"], dtype=np.float32)
+                out[f"oracle_{task}"] = torch.from_numpy(oracle)
         return out
 
 
-def sequence_events(logs: AdLogs, kind: str) -> pd.DataFrame:
+def sequence_events(logs: AdLogs | RatingLog, kind: str) -> pd.DataFrame:
     """The events of one kind of user sequence (``SEQUENCE_KINDS``), as ``EventHistory`` reads them.
 
     engagement: the organic events; ads: one event per click, save and hide of an
@@ -320,6 +316,8 @@ def sequence_events(logs: AdLogs, kind: str) -> pd.DataFrame:
     checks.one_of("kind", kind, SEQUENCE_KINDS)
     if kind == "engagement":
         return logs.events
+    if isinstance(logs, RatingLog):
+        raise ValueError(f"a real log has only the engagement sequence, not {kind!r}")
     if kind == "search":
         if logs.searches is None:
             raise ValueError("this log has no search queries: simulate it with "
@@ -332,6 +330,30 @@ def sequence_events(logs: AdLogs, kind: str) -> pd.DataFrame:
         parts.append(pd.DataFrame({"user_id": done["user_id"], "item_id": done["item_id"],
                                    "action": np.int8(code), "timestamp": done["timestamp"]}))
     return pd.concat(parts, ignore_index=True)
+
+
+def log_inputs(logs: AdLogs | RatingLog) -> tuple[dict[str, int], tuple[str, ...],
+                                                  tuple[str, ...]]:
+    """What a log offers an encoder: each categorical input's id-space size, the
+    dense columns and the tasks (labels). A simulated log's follow from its config;
+    a real one (``ranking.real.RatingLog``) states its own."""
+    if isinstance(logs, AdLogs):
+        return id_space_sizes(logs.config), DENSE, TASKS
+    if isinstance(logs, RatingLog):
+        return dict(logs.id_space_sizes), tuple(logs.dense), tuple(logs.tasks)
+    raise TypeError(f"logs must be an AdLogs or a RatingLog, got {type(logs).__name__}")
+
+
+def check_spec_against_log(spec: FeatureSpec, logs: AdLogs | RatingLog) -> dict[str, int]:
+    """Refuse a spec that names an input or task the log lacks; the id-space sizes."""
+    sizes, dense, tasks = log_inputs(logs)
+    for what, names, allowed in (("categorical feature", spec.categorical, tuple(sizes)),
+                                 ("dense feature", spec.dense, dense),
+                                 ("task", spec.tasks, tasks)):
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            raise ValueError(f"unknown {what}(s) {unknown} for this log: allowed {allowed}")
+    return sizes
 
 
 def id_space_sizes(config: AdLogConfig) -> dict[str, int]:

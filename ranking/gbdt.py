@@ -115,29 +115,35 @@ def smoothed_rate(clicks: np.ndarray, impressions: np.ndarray, prior: float,
 
 
 def gbdt_features(impressions: pd.DataFrame, prior: float, strength: float = 50.0,
-                  keys: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
+                  keys: dict[str, tuple[str, ...]] | None = None, *, label: str = "click",
+                  numeric: Sequence[str] = DENSE, categorical: Sequence[str] = ("surface",),
+                  flags: Sequence[str] = ("is_video",)) -> pd.DataFrame:
     """The trees' inputs, one row per impression, with the index of ``impressions``.
 
     Per history key: ``<name>_impressions`` (earlier impressions of the key)
-    and ``<name>_ctr`` (its smoothed past click rate); then the logged dense
-    features, surface (categorical), is_video and hour of day. Compute this on
-    the whole log, then split it by time: each row only counts earlier rows.
+    and ``<name>_ctr`` (its smoothed past rate of ``label``); then the logged
+    ``numeric`` features, the ``categorical`` ones (as pandas categories), the
+    0/1 ``flags`` and hour of day. The defaults are the simulated log's; a real
+    log names its own. Compute this on the whole log, then split it by time:
+    each row only counts earlier rows.
     """
     _check_smoothing(prior, strength)
     keys = HISTORY_KEYS if keys is None else keys
     if not keys:
         raise ValueError("keys must name at least one history feature")
     needed = sorted({column for columns in keys.values() for column in columns})
-    _check_frame(impressions, [*needed, *DENSE, "surface", "is_video", "timestamp", "click"])
+    _check_frame(impressions, [*needed, *numeric, *categorical, *flags, "timestamp", label])
     columns: dict[str, np.ndarray | pd.Series] = {}
     for name, key_columns in keys.items():
-        seen, clicks = counts_before(impressions, key_columns, "click")
+        seen, positives = counts_before(impressions, key_columns, label)
         columns[f"{name}_impressions"] = seen
-        columns[f"{name}_ctr"] = smoothed_rate(clicks, seen, prior, strength)
-    for name in DENSE:
+        columns[f"{name}_ctr"] = smoothed_rate(positives, seen, prior, strength)
+    for name in numeric:
         columns[name] = impressions[name].to_numpy(np.float64)
-    columns["surface"] = impressions["surface"].astype("category")
-    columns["is_video"] = impressions["is_video"].to_numpy(np.int8)
+    for name in categorical:
+        columns[name] = impressions[name].astype("category")
+    for name in flags:
+        columns[name] = impressions[name].to_numpy(np.int8)
     columns["hour_of_day"] = (impressions["timestamp"].to_numpy() % SECONDS_PER_DAY) // 3600
     return pd.DataFrame(columns, index=impressions.index)
 

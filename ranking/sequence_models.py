@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from .checks import TensorDict
-from .features import FeatureEncoder
+from .features import FeatureEncoder, log_inputs
 from .nn.sequence import (PARTS, EventEmbedding, IntervalSumPooling, LongShort,
                           SequenceRanker, SumPooling, TargetAttention, TimeAwareTransformer)
+from .real import RatingLog
 from .simulate import ACTIONS, AdLogs
 from .train import FitResult, fit
 
@@ -52,7 +53,7 @@ def build_summarizer(name: str, dim: int, *, layers: int = 1, heads: int = 1,
     raise ValueError(f"unknown sequence model {name!r}: choose from {LADDER}")
 
 
-def build_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs, *,
+def build_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs | RatingLog, *,
                          dim: int = 16, connection: str = "sum",
                          interactions: bool = True, parts: Sequence[str] = PARTS,
                          **summarizer_options) -> SequenceRanker:
@@ -65,9 +66,9 @@ def build_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs, *,
     if encoder.history is None:
         raise ValueError("the encoder has no sequence: use FeatureSpec(sequence_length=L)"
                          " with L > 0")
-    config = logs.config
+    sizes, _, _ = log_inputs(logs)
     pretrained = torch.tensor(logs.item_embeddings, dtype=torch.float32)
-    events = EventEmbedding(config.n_items, config.n_categories, len(ACTIONS),
+    events = EventEmbedding(sizes["item_id"], sizes["category"], len(ACTIONS),
                             pretrained, dim=dim, connection=connection,
                             interactions=interactions, parts=parts)
     summarizer = build_summarizer(name, dim, **summarizer_options)
@@ -75,7 +76,7 @@ def build_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs, *,
                           tasks=encoder.spec.tasks, embedding_dim=dim)
 
 
-def train_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs,
+def train_sequence_model(name: str, encoder: FeatureEncoder, logs: AdLogs | RatingLog,
                          train: TensorDict, valid: TensorDict, *, seed: int,
                          progress: bool = False, **options) -> tuple[SequenceRanker, FitResult]:
     """Build ``name`` (``build_sequence_model`` options) and train it with ``TRAINING``.

@@ -23,7 +23,7 @@ import notebook_deps as deps  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "labs").rglob("*.ipynb"))
 
-LAYERS = {"checks": 0, "simulate": 1, "history": 2, "features": 2, "transforms": 2, "batches": 3, "nn": 4,
+LAYERS = {"checks": 0, "simulate": 1, "real": 1, "history": 2, "features": 2, "transforms": 2, "batches": 3, "nn": 4,
           "objective": 5, "train": 5, "metrics": 6}
 """Each layer may import from its own and lower layers only; every other module
 (calibration, serve, continuous, ...) is an experiment on top and may import any."""

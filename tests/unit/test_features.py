@@ -110,9 +110,6 @@ def test_conversion_cutoff_hides_late_conversions(logs):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(categorical=("user_id", "zip_code")), "zip_code"),
-    (dict(dense=("bogus",)), "bogus"),
-    (dict(tasks=("purchase",)), "purchase"),
     (dict(clip_quantile=0.2), "clip_quantile"),
     (dict(scaling="robust"), "scaling"),
     (dict(sequence_length=-1), "sequence_length"),
@@ -120,6 +117,22 @@ def test_conversion_cutoff_hides_late_conversions(logs):
 def test_bad_spec_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FeatureSpec(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(categorical=("user_id", "zip_code")), r"categorical feature\(s\) \['zip_code'\]"),
+    (dict(dense=("bogus",)), r"dense feature\(s\) \['bogus'\]"),
+    (dict(tasks=("purchase",)), r"task\(s\) \['purchase'\]"),
+])
+def test_the_encoder_refuses_a_spec_naming_what_the_log_lacks(logs, kwargs, message):
+    spec = FeatureSpec(sequence_length=0, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        FeatureEncoder(logs, spec)
+
+
+def test_the_encoder_refuses_what_is_not_a_log():
+    with pytest.raises(TypeError, match="AdLogs or a RatingLog"):
+        FeatureEncoder(object(), FeatureSpec(sequence_length=0))
 
 
 def test_transform_before_fit_and_bad_rows_raise(logs, split):

@@ -1,0 +1,218 @@
+"""The book's claims on a real log (MovieLens-100k): the appendix's experiments.
+
+Every model here is the one the chapters train on the simulated log, built
+through the same API: ``FeatureEncoder`` with the real log's inputs, chapter 2's
+trees on leakage-free historical rates, chapter 3's network, chapter 6's ladder
+and chapter 7's calibrators. Only the scoring changes: no oracle, so held-out
+log loss, AUC and NE, with intervals from a bootstrap over users
+(``ranking.bootstrap``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import real
+from .calibration import ContextualPlatt, PlattScaling
+from .churn import flips_per_request
+from .features import FeatureEncoder, FeatureSpec, most_recent, time_split
+from .gbdt import GBDTClassifier, gbdt_features
+from .metrics import field_ece
+from .nn import EmbeddingMLP
+from .nn.sequence import SequenceRanker
+from .real import RatingLog
+from .sequence_models import build_sequence_model
+from .train import fit, predict
+
+VALID_DAYS, TEST_DAYS = 21, 35
+"""The last five weeks are the test period, the three before it validation."""
+TRAINING = dict(epochs=10, patience=1, batch_size=1024, lr=1e-3, weight_decay=1e-4,
+                start_at_base_rate=True)
+"""How every network here trains (``fit`` keyword arguments); stops early on validation."""
+GBDT_KEYS = {"user": ("user_id",), "item": ("item_id",),
+             "user_x_genre": ("user_id", "category"),
+             "occupation_x_item": ("occupation", "item_id"),
+             "gender_x_item": ("gender", "item_id"), "age_x_genre": ("age_group", "category")}
+"""The trees' historical like rates: per user, film, and user or user group by genre or film."""
+LADDER = ("none", "sum", "interval", "transformer", "din", "long-short")
+"""Chapter 6's ladder, from chapter 3's network without a sequence up to long-short."""
+CONTEXTS = {"genre": ("category",), "occupation": ("occupation",),
+            "genre + occupation": ("category", "occupation")}
+"""The context fields of each context-aware Platt scaling."""
+
+
+def real_spec(sequence_length: int = 32) -> FeatureSpec:
+    """The encoder's spec for the real log: its own inputs and task, auto log1p."""
+    return FeatureSpec(categorical=real.CATEGORICAL, dense=real.DENSE, tasks=real.TASKS,
+                       log1p="auto", sequence_length=sequence_length)
+
+
+@dataclass
+class RealSplit:
+    """The log split by time, the encoder fitted on the training weeks, and tensors."""
+
+    log: RatingLog
+    frames: dict[str, pd.DataFrame]          # train, valid, test
+    encoder: FeatureEncoder
+    data: dict[str, dict[str, torch.Tensor]]
+
+    def labels(self, part: str = "test") -> np.ndarray:
+        return self.frames[part]["like"].to_numpy()
+
+    def users(self, part: str = "test") -> np.ndarray:
+        return self.frames[part]["user_id"].to_numpy()
+
+
+def split_log(log: RatingLog, sequence_length: int = 32) -> RealSplit:
+    """Train on the past, validate on the next three weeks, test on the last five."""
+    train, valid, test = time_split(log.impressions, VALID_DAYS, TEST_DAYS)
+    frames = {"train": train, "valid": valid, "test": test}
+    encoder = FeatureEncoder(log, real_spec(sequence_length)).fit(train)
+    data = {part: encoder.transform(frame) for part, frame in frames.items()}
+    return RealSplit(log, frames, encoder, data)
+
+
+# ------------------------------------------------------------------ the models
+def gbdt_rates(split: RealSplit) -> pd.DataFrame:
+    """The trees' inputs for every rating; the prior is the training weeks' like rate."""
+    prior = float(split.frames["train"]["like"].mean())
+    return gbdt_features(split.log.impressions, prior, keys=GBDT_KEYS, label="like",
+                         numeric=real.DENSE, flags=(),
+                         categorical=("gender", "occupation", "age_group", "category"))
+
+
+def gbdt_predictions(split: RealSplit, rates: pd.DataFrame, train: pd.DataFrame,
+                     seed: int = 0) -> np.ndarray:
+    """Chapter 2's trees trained on ``train``'s rows, stopped on validation: test probs."""
+    valid, test = split.frames["valid"], split.frames["test"]
+    trees = GBDTClassifier(seed=seed).fit(rates.loc[train.index], train["like"],
+                                          rates.loc[valid.index], valid["like"])
+    return trees.predict(rates.loc[test.index])
+
+
+def train_network(name: str, split: RealSplit, train: dict[str, torch.Tensor],
+                  seed: int, **fit_options) -> torch.nn.Module:
+    """A rung of ``LADDER`` ("none": chapter 3's network) trained with ``TRAINING``."""
+    torch.manual_seed(seed)
+    encoder = split.encoder
+    if name == "none":
+        model = EmbeddingMLP(encoder.cardinalities, encoder.n_dense, tasks=real.TASKS)
+    else:
+        model = build_sequence_model(name, encoder, split.log)
+    history = None if name == "none" else encoder.history
+    fit(model, train, split.data["valid"], history=history, tasks=real.TASKS, seed=seed,
+        progress=False, **{**TRAINING, **fit_options})
+    return model
+
+
+def network_predictions(model: torch.nn.Module, split: RealSplit, part: str = "test"
+                        ) -> np.ndarray:
+    """The model's like probabilities on the validation or test weeks."""
+    history = split.encoder.history if isinstance(model, SequenceRanker) else None
+    return predict(model, split.data[part], history=history)["like"]
+
+
+# ------------------------------------------------------------------ the claims
+def learning_curve(split: RealSplit, fractions: Sequence[float], seeds: Sequence[int]
+                   ) -> dict[tuple[str, float], np.ndarray]:
+    """Claim 1: test predictions of the trees and of the network trained on the most
+    recent ``fraction`` of the training weeks; the network's as (seeds, N)."""
+    rates = gbdt_rates(split)
+    curve = {}
+    for fraction in tqdm(fractions, desc="training weeks", leave=False):
+        part = most_recent(split.frames["train"], fraction)
+        curve["GBDT", fraction] = gbdt_predictions(split, rates, part)
+        data = split.encoder.transform(part)
+        curve["DNN", fraction] = np.stack([
+            network_predictions(train_network("none", split, data, seed), split)
+            for seed in seeds])
+    return curve
+
+
+def sequence_ladder(split: RealSplit, seeds: Sequence[int], names: Sequence[str] = LADDER
+                    ) -> dict[str, dict[str, np.ndarray]]:
+    """Claim 5: every rung's predictions on validation and test, each (seeds, N)."""
+    ladder = {}
+    for name in tqdm(names, desc="sequence models", leave=False):
+        models = [train_network(name, split, split.data["train"], seed) for seed in seeds]
+        ladder[name] = {part: np.stack([network_predictions(model, split, part)
+                                        for model in models])
+                        for part in ("valid", "test")}
+    return ladder
+
+
+def calibrated(split: RealSplit, valid_probs: np.ndarray, test_probs: np.ndarray
+               ) -> dict[str, np.ndarray]:
+    """Claim 6: the test predictions as they are, Platt-scaled and context-aware
+    Platt-scaled (``CONTEXTS``), every calibrator fitted on the validation weeks."""
+    valid_y, valid_frame = split.labels("valid"), split.frames["valid"]
+    test_frame = split.frames["test"]
+    out = {"uncalibrated": test_probs,
+           "Platt": PlattScaling().fit(valid_probs, valid_y).transform(test_probs)}
+    for name, fields in CONTEXTS.items():
+        platt = ContextualPlatt(fields).fit(valid_probs, valid_y, valid_frame)
+        out[f"Platt by {name}"] = platt.transform(test_probs, test_frame)
+    return out
+
+
+def field_errors(labels: np.ndarray, predictions: dict[str, np.ndarray],
+                 frame: pd.DataFrame) -> pd.DataFrame:
+    """Field-level calibration error (against observed rates) of each prediction,
+    per field: genre and occupation."""
+    fields = {"genre": frame["category"].to_numpy(),
+              "occupation": frame["occupation"].to_numpy()}
+    return pd.DataFrame({field: {name: field_ece(labels, probs, values)
+                                 for name, probs in predictions.items()}
+                         for field, values in fields.items()})
+
+
+def weekly_requests(frame: pd.DataFrame, min_candidates: int = 8
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each rating's request (one user's films on one day) and which requests hold
+    at least ``min_candidates`` films to rank."""
+    day = frame["timestamp"].to_numpy() // 86_400
+    request = frame["user_id"].to_numpy() * 1_000 + (day - day.min())
+    sizes = pd.Series(request).value_counts()
+    return request, np.isin(request, sizes[sizes >= min_candidates].index)
+
+
+def weekly_retrains(split: RealSplit, seed: int = 0, weight: float = 3.0
+                    ) -> dict[str, np.ndarray]:
+    """Claim 11: last week's model and this week's, plain or distilled toward last
+    week's scores (score regularization, ``weight``): their test predictions.
+
+    Last week's trains on the training weeks but the last; this week's on the
+    same window moved by a week (the first week out, the last one in).
+    """
+    frame = split.frames["train"]
+    week = (frame["timestamp"] - frame["timestamp"].min()) // (7 * 86_400)
+    last = int(week.max())
+    old_rows = split.encoder.transform(frame[week < last])
+    new_rows = split.encoder.transform(frame[week > 0])
+    old = train_network("none", split, old_rows, seed)
+    new_rows["teacher_like"] = torch.from_numpy(predict(old, new_rows)["like"])
+    versions = {"last week": old,
+                "this week": train_network("none", split, new_rows, seed),
+                "this week, regularized": train_network(
+                    "none", split, new_rows, seed, distillation={"like": weight})}
+    return {name: network_predictions(model, split) for name, model in versions.items()}
+
+
+def churn_per_request(split: RealSplit, versions: dict[str, np.ndarray], k: int = 3
+                      ) -> pd.DataFrame:
+    """Per request of the test weeks: its user and the share of its top-``k`` films
+    that each new version moves against last week's."""
+    requests, kept = weekly_requests(split.frames["test"])
+    old = versions["last week"][kept]
+    table = {}
+    for name in ("this week", "this week, regularized"):
+        ids, flips = flips_per_request(requests[kept], old, versions[name][kept], k)
+        table[name] = flips
+    return pd.DataFrame(table, index=pd.Index(ids, name="request")).assign(
+        user_id=ids // 1_000)
