@@ -196,8 +196,8 @@ def rating_log(ratings: pd.DataFrame, films: pd.DataFrame, users: pd.DataFrame
     frame["category"] = item_frame["category"].to_numpy()[frame["item_id"]]
     released = item_frame["released"].to_numpy()[frame["item_id"]]
     frame["film_age_years"] = (frame["timestamp"] - released) / (365.25 * 86_400)
-    frame["user_ratings_before"] = _earlier_rows(frame, "user_id")
-    frame["item_ratings_before"] = _earlier_rows(frame, "item_id")
+    frame["user_ratings_before"] = ratings_before(frame, "user_id")
+    frame["item_ratings_before"] = ratings_before(frame, "item_id")
     events = frame[["user_id", "item_id", "timestamp"]].assign(action=frame["like"])
     sizes = {"user_id": len(user_frame), "item_id": len(item_frame), "hour_of_day": 24,
              "category": len(GENRES), "gender": 2, "occupation": len(OCCUPATIONS),
@@ -237,7 +237,7 @@ def _items(films: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return items, flags / np.linalg.norm(flags, axis=1, keepdims=True)
 
 
-def _earlier_rows(frame: pd.DataFrame, key: str) -> np.ndarray:
+def ratings_before(frame: pd.DataFrame, key: str) -> np.ndarray:
     """Per row, how many rows of its key came strictly earlier (ties at one second
     do not count each other): a count known when the rating was made."""
     earlier = frame.groupby(key)["timestamp"].rank(method="min") - 1

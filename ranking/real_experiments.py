@@ -182,37 +182,41 @@ def weekly_requests(frame: pd.DataFrame, min_candidates: int = 8
     return request, np.isin(request, sizes[sizes >= min_candidates].index)
 
 
-def weekly_retrains(split: RealSplit, seed: int = 0, weight: float = 3.0
+def weekly_retrains(split: RealSplit, seeds: Sequence[int], weight: float = 3.0
                     ) -> dict[str, np.ndarray]:
     """Claim 11: last week's model and this week's, plain or distilled toward last
-    week's scores (score regularization, ``weight``): their test predictions.
+    week's scores (score regularization, ``weight``): test predictions, (seeds, N).
 
     Last week's trains on the training weeks but the last; this week's on the
-    same window moved by a week (the first week out, the last one in).
+    same window moved by a week (the first week out, the last one in). Each seed
+    trains all three versions.
     """
     frame = split.frames["train"]
     week = (frame["timestamp"] - frame["timestamp"].min()) // (7 * 86_400)
-    last = int(week.max())
-    old_rows = split.encoder.transform(frame[week < last])
+    old_rows = split.encoder.transform(frame[week < week.max()])
     new_rows = split.encoder.transform(frame[week > 0])
-    old = train_network("none", split, old_rows, seed)
-    new_rows["teacher_like"] = torch.from_numpy(predict(old, new_rows)["like"])
-    versions = {"last week": old,
-                "this week": train_network("none", split, new_rows, seed),
-                "this week, regularized": train_network(
-                    "none", split, new_rows, seed, distillation={"like": weight})}
-    return {name: network_predictions(model, split) for name, model in versions.items()}
+    versions = {"last week": [], "this week": [], "this week, regularized": []}
+    for seed in tqdm(seeds, desc="weekly retrains", leave=False):
+        old = train_network("none", split, old_rows, seed)
+        taught = {**new_rows, "teacher_like": torch.from_numpy(predict(old, new_rows)["like"])}
+        new = train_network("none", split, new_rows, seed)
+        regularized = train_network("none", split, taught, seed,
+                                    distillation={"like": weight})
+        for name, model in zip(versions, (old, new, regularized)):
+            versions[name].append(network_predictions(model, split))
+    return {name: np.stack(predictions) for name, predictions in versions.items()}
 
 
 def churn_per_request(split: RealSplit, versions: dict[str, np.ndarray], k: int = 3
                       ) -> pd.DataFrame:
     """Per request of the test weeks: its user and the share of its top-``k`` films
-    that each new version moves against last week's."""
+    that each new version moves against last week's (mean over the seeds)."""
     requests, kept = weekly_requests(split.frames["test"])
-    old = versions["last week"][kept]
     table = {}
     for name in ("this week", "this week, regularized"):
-        ids, flips = flips_per_request(requests[kept], old, versions[name][kept], k)
-        table[name] = flips
+        shares = [flips_per_request(requests[kept], old[kept], new[kept], k)
+                  for old, new in zip(versions["last week"], versions[name])]
+        ids = shares[0][0]
+        table[name] = np.mean([flips for _, flips in shares], axis=0)
     return pd.DataFrame(table, index=pd.Index(ids, name="request")).assign(
         user_id=ids // 1_000)

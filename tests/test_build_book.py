@@ -103,8 +103,9 @@ def test_what_else_re_executes_which_chapters(repo_copy):
     _append(repo_copy / "ranking" / "nn" / "sequence" / "target_attention.py", "# DIN\n")
     # chapter 8 imports ranking.nn.sequence.transformer, which runs the package's __init__;
     # chapter 10's model (ranking.nn.closeup) summarizes each sequence with target attention
+    # and the appendix's sequence models (ranking.real_experiments) are chapter 6's
     assert _changed(before, _keys(repo_copy)) == {"06_sequences.ipynb", "08_sixteen_bits.ipynb",
-                                                  "10_whole_ranker.ipynb"}
+                                                  "10_whole_ranker.ipynb", "A1_real_log.ipynb"}
     before = _keys(repo_copy)
     _append(repo_copy / "ranking" / "simulate" / "logs.py", "# the generator: every chapter\n")
     assert _changed(before, _keys(repo_copy)) == set(before)

@@ -48,6 +48,7 @@ from .lab08 import (check_choose_precision, check_first_overflow, check_masked_v
                     check_resilient_update)
 from .lab09 import check_distillation_loss, check_shard_rows, check_top_k_flips
 from .lab10 import check_piecewise_linear_encoding, check_top_slot_value
+from .labA1 import check_ratings_before, check_user_interval
 
 __all__ = [
     "check_normalized_entropy",
@@ -78,4 +79,6 @@ __all__ = [
     "check_shard_rows",
     "check_piecewise_linear_encoding",
     "check_top_slot_value",
+    "check_ratings_before",
+    "check_user_interval",
 ]

@@ -152,6 +152,29 @@ def top_slot_value_by_lexsort(scores, requests, truth, values, k):
     kept[order[np.arange(len(order)) - start < k]] = True
     return sum(value * 1000 * truth[action][kept].mean() for action, value in values.items())
 
+def ratings_before_as_a_list(frame, key):
+    """A plain list, counted by comparing each row with every row of its key."""
+    counts = []
+    for value, time in zip(frame[key], frame["timestamp"]):
+        same_key = frame[frame[key] == value]
+        counts.append(int((same_key["timestamp"] < time).sum()))
+    return counts
+
+
+def user_interval_by_weights(users, labels, probs_a, probs_b, resamples, seed):
+    """Each resample as a weight per user (how often it was drawn), a weighted mean of
+    the per-row log losses: the same statistic as repeating the rows."""
+    rng = np.random.default_rng(seed + 1)
+    ids, codes = np.unique(users, return_inverse=True)
+    clipped_a, clipped_b = np.clip(probs_a, 1e-7, 1 - 1e-7), np.clip(probs_b, 1e-7, 1 - 1e-7)
+    loss_a = -(labels * np.log(clipped_a) + (1 - labels) * np.log(1 - clipped_a))
+    loss_b = -(labels * np.log(clipped_b) + (1 - labels) * np.log(1 - clipped_b))
+    differences = []
+    for _ in range(resamples):
+        weight = np.bincount(rng.integers(0, len(ids), len(ids)), minlength=len(ids))[codes]
+        differences.append(np.sum(weight * (loss_a - loss_b)) / np.sum(weight))
+    return tuple(np.quantile(differences, [0.025, 0.975]))
+
 
 RIGHT_ANSWERS: dict[str, list[Callable]] = {
     "historical_ctr": [historical_ctr_as_array],
@@ -172,4 +195,6 @@ RIGHT_ANSWERS: dict[str, list[Callable]] = {
     "shard_rows": [shard_rows_as_list],
     "piecewise_linear_encoding": [piecewise_linear_encoding_with_where],
     "top_slot_value": [top_slot_value_by_lexsort],
+    "ratings_before": [ratings_before_as_a_list],
+    "user_interval": [user_interval_by_weights],
 }

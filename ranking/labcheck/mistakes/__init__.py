@@ -19,9 +19,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ..common import Mistake, hint
-from . import lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10
+from . import (lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10,
+               labA1)
 
-LABS = (lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10)
+LABS = (lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10, labA1)
 
 
 def every_mistake() -> list[Mistake]:
