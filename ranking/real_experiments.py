@@ -149,7 +149,7 @@ def sequence_ladder(split: RealSplit, seeds: Sequence[int], names: Sequence[str]
 
 def calibrated(split: RealSplit, valid_probs: np.ndarray, test_probs: np.ndarray
                ) -> dict[str, np.ndarray]:
-    """Claim 6: the test predictions as they are, Platt-scaled and context-aware
+    """Claim 6: one run's test predictions as they are, Platt-scaled and context-aware
     Platt-scaled (``CONTEXTS``), every calibrator fitted on the validation weeks."""
     valid_y, valid_frame = split.labels("valid"), split.frames["valid"]
     test_frame = split.frames["test"]
@@ -208,15 +208,14 @@ def weekly_retrains(split: RealSplit, seeds: Sequence[int], weight: float = 3.0
 
 
 def churn_per_request(split: RealSplit, versions: dict[str, np.ndarray], k: int = 3
-                      ) -> pd.DataFrame:
-    """Per request of the test weeks: its user and the share of its top-``k`` films
-    that each new version moves against last week's (mean over the seeds)."""
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The requests of the test weeks: each one's user, and per new version the share
+    of its top-``k`` films that the version moves against last week's, (runs, requests)."""
     requests, kept = weekly_requests(split.frames["test"])
-    table = {}
+    flips = {}
     for name in ("this week", "this week, regularized"):
         shares = [flips_per_request(requests[kept], old[kept], new[kept], k)
                   for old, new in zip(versions["last week"], versions[name])]
-        ids = shares[0][0]
-        table[name] = np.mean([flips for _, flips in shares], axis=0)
-    return pd.DataFrame(table, index=pd.Index(ids, name="request")).assign(
-        user_id=ids // 1_000)
+        flips[name] = np.stack([share for _, share in shares])
+    ids = shares[0][0]
+    return ids // 1_000, flips

@@ -42,8 +42,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=f"{REAL_LOG_SKIP} {why}"))
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter):
-    """Count the real-log skips in the summary: a green run without the data says so."""
+    """Count the real-log skips after pytest's own summary: a green run without the
+    data says so on its last lines."""
+    yield
     skipped = [report for report in terminalreporter.stats.get("skipped", [])
                if REAL_LOG_SKIP in str(report.longrepr)]
     if skipped:

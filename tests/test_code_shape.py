@@ -196,8 +196,10 @@ def shown_objects(path: Path) -> list[tuple[str, object]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ranking"):
             module = importlib.import_module(node.module)
-            for alias in node.names:
-                names[alias.asname or alias.name] = getattr(module, alias.name)
+            for alias in node.names:         # a name in the module, or a submodule
+                names[alias.asname or alias.name] = (
+                    getattr(module, alias.name) if hasattr(module, alias.name)
+                    else importlib.import_module(f"{node.module}.{alias.name}"))
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("ranking"):

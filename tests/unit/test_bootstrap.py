@@ -52,13 +52,29 @@ def test_resampling_users_is_wider_than_resampling_rows_when_users_differ():
     assert (by_user.high - by_user.low) > 1.5 * (by_row.high - by_row.low)
 
 
-def test_seeds_are_averaged_before_the_difference():
+def test_runs_are_averaged_before_the_difference():
     users, labels, good, blind = _clustered()
     noisy = np.clip(good + np.random.default_rng(2).normal(0, 0.05, len(good)), 0.01, 0.99)
-    both = paired_difference(users, labels, np.stack([good, noisy]), blind, auc,
-                             resamples=20)
+    both = paired_difference(users, labels, np.stack([good, noisy]),
+                             np.stack([blind, blind]), auc, resamples=20)
     expected = (auc(labels, good) + auc(labels, noisy)) / 2 - auc(labels, blind)
     assert both.estimate == pytest.approx(expected)
+
+
+def test_runs_that_disagree_widen_the_interval():
+    users, labels, good, blind = _clustered()
+    worse = np.clip(0.5 + 0.3 * (good - 0.5), 0.01, 0.99)       # a run that learned less
+    one_run = paired_difference(users, labels, good, blind, resamples=300)
+    two_runs = paired_difference(users, labels, np.stack([good, worse]),
+                                 np.stack([blind, blind]), resamples=300)
+    assert (two_runs.high - two_runs.low) > 1.5 * (one_run.high - one_run.low)
+    assert two_runs.low <= logloss(labels, good) - logloss(labels, blind) + 1e-3
+
+
+def test_models_with_different_numbers_of_runs_are_refused():
+    users, labels, good, blind = _clustered(n_users=5, rows=2)
+    with pytest.raises(ValueError, match="2 runs and probs_b 1"):
+        paired_difference(users, labels, np.stack([good, good]), blind)
 
 
 def test_a_statistic_of_the_rows_gets_an_interval_that_covers_the_truth_mostly():
