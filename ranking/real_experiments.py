@@ -10,6 +10,7 @@ log loss, AUC and NE, with intervals from a bootstrap over users
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -119,19 +120,36 @@ def network_predictions(model: torch.nn.Module, split: RealSplit, part: str = "t
 
 
 # ------------------------------------------------------------------ the claims
+def since(log: RatingLog, start: int) -> RatingLog:
+    """The log a team would hold had it started logging at ``start`` (seconds): the
+    ratings from then on, with every count of earlier ratings counted from then."""
+    impressions = log.impressions[log.impressions["timestamp"] >= start].copy()
+    for key in ("user_id", "item_id"):
+        impressions[f"{key.split('_')[0]}_ratings_before"] = real.ratings_before(
+            impressions, key)
+    events = log.events[log.events["timestamp"] >= start]
+    return dataclasses.replace(log, impressions=impressions, events=events)
+
+
 def learning_curve(split: RealSplit, fractions: Sequence[float], seeds: Sequence[int]
                    ) -> dict[tuple[str, float], np.ndarray]:
-    """Claim 1: test predictions of the trees and of the network trained on the most
-    recent ``fraction`` of the training weeks; the network's as (seeds, N)."""
-    rates = gbdt_rates(split)
+    """Claim 1: test predictions, (seeds, N), of the trees and of the network when
+    the log starts ``fraction`` of the training weeks before the validation weeks.
+
+    A shorter log is a shorter history for both models: the trees' like rates and
+    the network's counts start counting at its first day, as they would for a team
+    that had only logged that long. The validation and test weeks are the same.
+    """
     curve = {}
     for fraction in tqdm(fractions, desc="training weeks", leave=False):
-        part = most_recent(split.frames["train"], fraction)
-        curve["GBDT", fraction] = gbdt_predictions(split, rates, part)
-        data = split.encoder.transform(part)
+        start = most_recent(split.frames["train"], fraction)["timestamp"].min()
+        short = split_log(since(split.log, int(start)), split.encoder.spec.sequence_length)
+        rates = gbdt_rates(short)
+        curve["GBDT", fraction] = np.stack([
+            gbdt_predictions(short, rates, short.frames["train"], seed) for seed in seeds])
         curve["DNN", fraction] = np.stack([
-            network_predictions(train_network("none", split, data, seed), split)
-            for seed in seeds])
+            network_predictions(train_network("none", short, short.data["train"], seed),
+                                short) for seed in seeds])
     return curve
 
 

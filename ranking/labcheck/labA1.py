@@ -65,9 +65,15 @@ def check_ratings_before(ratings_before: Callable) -> None:
         if np.array_equal(got_array, expected):
             continue
         row = int(np.flatnonzero(got_array != expected)[0])
-        hint = answers.hint("Count, for each row, the rows with the same key and a "
-                            "strictly smaller timestamp: the row itself and rows of the "
-                            "same second do not count.")
+        if np.array_equal(np.sort(got_array), np.sort(expected)):
+            fallback = ("These are the right counts in another order: return them in "
+                        "the frame's row order (from a sorted copy, .reindex(frame.index)"
+                        " or .sort_index() before .to_numpy()).")
+        else:
+            fallback = ("Count, for each row, the rows with the same key and a strictly "
+                        "smaller timestamp: the row itself and rows of the same second "
+                        "do not count.")
+        hint = answers.hint(fallback)
         raise AssertionError(
             f"With {case}: row {row} ({key} {frame[key].iloc[row]}, timestamp "
             f"{frame['timestamp'].iloc[row]}) should count {expected[row]:.0f} earlier "
