@@ -33,6 +33,17 @@ def real_log_missing() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session")
+def movielens():
+    """MovieLens-100k as a ``RatingLog``, or a counted skip saying why it is missing."""
+    from ranking.real import load_movielens_100k
+
+    why = real_log_missing()
+    if why:
+        pytest.skip(f"{REAL_LOG_SKIP} {why}")
+    return load_movielens_100k(download=False)
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip the real-log notebooks, saying why, when the data is not in the cache."""
     notebooks = [item for item in items if item.path.name in REAL_LOG_NOTEBOOKS]

