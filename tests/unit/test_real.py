@@ -104,7 +104,7 @@ def test_a_user_sample_is_deterministic_and_keeps_whole_users(movielens):
 
 
 def test_the_book_encoder_reads_the_real_log_without_an_oracle(movielens):
-    train, valid, test = time_split(movielens.impressions, 21, 35)
+    train, _, test = time_split(movielens.impressions, 21, 35)
     encoder = FeatureEncoder(movielens, real_spec(sequence_length=8)).fit(train)
     data = encoder.transform(test)
     assert set(data) >= {"user_id", "occupation", "dense", "label_like", "history_end"}
