@@ -58,7 +58,9 @@ AGE_GROUPS = (18, 25, 35, 45, 50, 56)
 """Lower bounds of the age groups after the first (MovieLens-1M's own bins)."""
 CATEGORICAL = ("user_id", "item_id", "hour_of_day", "category", "gender", "occupation",
                "age_group")
-DENSE = ("user_age", "film_age_years", "user_ratings_before", "item_ratings_before")
+RATING_COUNTS = {"user_ratings_before": "user_id", "item_ratings_before": "item_id"}
+"""The dense columns that count a key's earlier ratings (``ratings_before``)."""
+DENSE = ("user_age", "film_age_years", *RATING_COUNTS)
 TASKS = ("like",)
 LIKED = 4
 """A rating of 4 or 5 is a like (label 1); 1 to 3 is not (label 0)."""
@@ -198,8 +200,7 @@ def rating_log(ratings: pd.DataFrame, films: pd.DataFrame, users: pd.DataFrame
     frame["category"] = item_frame["category"].to_numpy()[frame["item_id"]]
     released = item_frame["released"].to_numpy()[frame["item_id"]]
     frame["film_age_years"] = (frame["timestamp"] - released) / (365.25 * 86_400)
-    frame["user_ratings_before"] = ratings_before(frame, "user_id")
-    frame["item_ratings_before"] = ratings_before(frame, "item_id")
+    frame = with_rating_counts(frame)
     events = frame[["user_id", "item_id", "timestamp"]].assign(action=frame["like"])
     sizes = {"user_id": len(user_frame), "item_id": len(item_frame), "hour_of_day": 24,
              "category": len(GENRES), "gender": 2, "occupation": len(OCCUPATIONS),
@@ -237,6 +238,12 @@ def _items(films: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
                           "category": flags.argmax(axis=1).astype(np.int64),
                           "released": seconds.to_numpy(np.int64)})
     return items, flags / np.linalg.norm(flags, axis=1, keepdims=True)
+
+
+def with_rating_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each ``RATING_COUNTS`` column counted over its own rows."""
+    return frame.assign(**{column: ratings_before(frame, key)
+                           for column, key in RATING_COUNTS.items()})
 
 
 def ratings_before(frame: pd.DataFrame, key: str) -> np.ndarray:

@@ -123,10 +123,8 @@ def network_predictions(model: torch.nn.Module, split: RealSplit, part: str = "t
 def since(log: RatingLog, start: int) -> RatingLog:
     """The log a team would hold had it started logging at ``start`` (seconds): the
     ratings from then on, with every count of earlier ratings counted from then."""
-    impressions = log.impressions[log.impressions["timestamp"] >= start].copy()
-    for key in ("user_id", "item_id"):
-        impressions[f"{key.split('_')[0]}_ratings_before"] = real.ratings_before(
-            impressions, key)
+    impressions = real.with_rating_counts(
+        log.impressions[log.impressions["timestamp"] >= start])
     events = log.events[log.events["timestamp"] >= start]
     return dataclasses.replace(log, impressions=impressions, events=events)
 
@@ -139,11 +137,12 @@ def learning_curve(split: RealSplit, fractions: Sequence[float], seeds: Sequence
     A shorter log is a shorter history for both models: the trees' like rates and
     the network's counts start counting at its first day, as they would for a team
     that had only logged that long. The validation and test weeks are the same.
+    Neither model reads a user sequence, so none is built (sequence length 0).
     """
     curve = {}
     for fraction in tqdm(fractions, desc="training weeks", leave=False):
         start = most_recent(split.frames["train"], fraction)["timestamp"].min()
-        short = split_log(since(split.log, int(start)), split.encoder.spec.sequence_length)
+        short = split_log(since(split.log, int(start)), sequence_length=0)
         rates = gbdt_rates(short)
         curve["GBDT", fraction] = np.stack([
             gbdt_predictions(short, rates, short.frames["train"], seed) for seed in seeds])
@@ -230,10 +229,8 @@ def churn_per_request(split: RealSplit, versions: dict[str, np.ndarray], k: int 
     """The requests of the test weeks: each one's user, and per new version the share
     of its top-``k`` films that the version moves against last week's, (runs, requests)."""
     requests, kept = weekly_requests(split.frames["test"])
-    flips = {}
-    for name in ("this week", "this week, regularized"):
-        shares = [flips_per_request(requests[kept], old[kept], new[kept], k)
-                  for old, new in zip(versions["last week"], versions[name])]
-        flips[name] = np.stack([share for _, share in shares])
-    ids = shares[0][0]
-    return ids // 1_000, flips
+    requests = requests[kept]
+    flips = {name: np.stack([flips_per_request(requests, old[kept], new[kept], k)[1]
+                             for old, new in zip(versions["last week"], versions[name])])
+             for name in ("this week", "this week, regularized")}
+    return np.unique(requests) // 1_000, flips
