@@ -121,9 +121,7 @@ def check_user_interval(user_interval: Callable) -> None:
     low, high = _check_pair(got, name)
     answers.add((low, high), users, labels, good, rough, RESAMPLES, 1)
     reference = paired_difference(users, labels, good, rough, resamples=RESAMPLES, seed=1)
-    width = reference.high - reference.low
-    if (abs(low - reference.low) <= TOLERANCE * width
-            and abs(high - reference.high) <= TOLERANCE * width):
+    if _same_interval((reference.low, reference.high), (low, high)):
         correct(f"{name} resamples whole users and scores both models on each "
                 "resample: a paired bootstrap interval.")
         return
@@ -151,6 +149,7 @@ def _check_pair(value, name: str) -> tuple[float, float]:
 
 
 def _same_interval(theirs, got) -> bool:
+    """Each end of ``got`` within ``TOLERANCE`` of the width of ``theirs`` from its end."""
     (a_low, a_high), (b_low, b_high) = theirs, got
     width = max(abs(a_high - a_low), 1e-12)
     return (abs(a_low - b_low) <= TOLERANCE * width
