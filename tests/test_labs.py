@@ -229,11 +229,11 @@ def test_every_known_mistake_is_of_an_exercise():
 
 @pytest.mark.parametrize("lab", LABS)
 def test_student_lab_has_stubs_not_solutions(lab):
-    url = make_student.repository_url(ROOT)
+    url, version = make_student.repository_url(ROOT), make_student.package_version(ROOT)
     student = _cells(ROOT / "labs" / f"{lab}.ipynb")
     solution = _cells(ROOT / "labs" / "solutions" / f"{lab}.ipynb")
-    assert student[0]["source"] == solution[0]["source"] == make_student.setup_source(url)
-    assert f'git+{url}"' in student[0]["source"]
+    assert student[0]["source"] == solution[0]["source"] == make_student.setup_source(url, version)
+    assert f'git+{url}@v{version}"' in student[0]["source"]
     text = "\n".join(cell["source"] for cell in student)
     assert make_student.BEGIN not in text and make_student.END not in text
     assert text.count(make_student.STUB) == sum(

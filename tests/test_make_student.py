@@ -76,6 +76,7 @@ def _solution_notebook() -> dict:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     (tmp_path / "labs" / "solutions").mkdir(parents=True)
     (tmp_path / "labs" / "solutions" / "09_test.ipynb").write_text(json.dumps(_solution_notebook()))
     return tmp_path
@@ -86,10 +87,12 @@ def test_generated_student_notebook(tree: Path):
     student = json.loads((tree / "labs" / "09_test.ipynb").read_text())
     solution = json.loads((tree / "labs" / "solutions" / "09_test.ipynb").read_text())
     sources = ["".join(cell["source"]) for cell in student["cells"]]
-    url = make_student.repository_url(tree)
-    # first cell: the generated Colab setup, in both notebooks
-    assert sources[0] == make_student.setup_source(url) == "".join(solution["cells"][0]["source"])
-    assert 'if "google.colab" in sys.modules:' in sources[0] and f'%pip install -q "git+{url}"' in sources[0]
+    url, version = make_student.repository_url(tree), make_student.package_version(tree)
+    # first cell: the generated Colab setup, in both notebooks, pinned to the release tag
+    assert sources[0] == make_student.setup_source(url, version) == "".join(
+        solution["cells"][0]["source"])
+    assert 'if "google.colab" in sys.modules:' in sources[0]
+    assert f'%pip install -q "git+{url}@v{version}"' in sources[0]
     assert sources[1:] == ["# Lab 9: a test", "import math", f"def area(r):\n    {STUB}", "print(area(2))"]
     assert all(cell["outputs"] == [] and cell["execution_count"] is None
                for cell in student["cells"] if cell["cell_type"] == "code")

@@ -9,8 +9,9 @@ For every ``labs/solutions/NN_name.ipynb`` this writes ``labs/NN_name.ipynb``:
 - cells tagged ``solution-only`` are dropped;
 - outputs and execution counts are cleared;
 - the first cell is the generated setup cell: in Google Colab it installs the
-  ``ranking`` package from the repository named in ``_config.yml``
-  (``repository.url``), elsewhere it uses the local install.
+  release of the ``ranking`` package that this book was built with, the tag
+  ``v<version>`` (``pyproject.toml``) of the repository named in ``_config.yml``
+  (``repository.url``); elsewhere it uses the local install.
 
 The solution source is normalized too (same setup cell, outputs cleared, stable
 cell ids and JSON layout), so running this twice changes nothing. The book's
@@ -68,28 +69,42 @@ def repository_url(root: Path = ROOT) -> str:
     return str(url)
 
 
-def setup_source(url: str) -> str:
-    """The source of the generated first cell of every lab."""
+def package_version(root: Path = ROOT) -> str:
+    """``project.version`` from ``pyproject.toml`` (the one place the version lives)."""
+    text = (root / "pyproject.toml").read_text()
+    match = re.search(r'^\[project\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
+    if not match:
+        raise LabFormatError("pyproject.toml has no [project] version")
+    return match.group(1)
+
+
+def install_target(url: str, version: str) -> str:
+    """What Colab installs: the repository at the release tag ``v<version>``."""
+    return f"git+{url}@v{version}"
+
+
+def setup_source(url: str, version: str) -> str:
+    """The source of the generated first cell of every lab and chapter."""
     return (
-        "# Setup. In Google Colab this installs the book's `ranking` package (about a minute);\n"
-        "# on your own machine it uses the package already installed by `make`.\n"
+        f"# Setup. In Google Colab this installs the book's `ranking` package, release {version}\n"
+        "# (about a minute); on your own machine it uses the package installed by `make`.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "git+{url}"\n'
+        f'    %pip install -q "{install_target(url, version)}"\n'
         "else:\n"
         '    print("Not in Colab: using the locally installed `ranking` package.")'
     )
 
 
-def setup_cell(url: str) -> dict:
+def setup_cell(url: str, version: str) -> dict:
     return {
         "cell_type": "code",
         "execution_count": None,
         "id": SETUP_CELL_ID,
         "metadata": {"tags": [SETUP_TAG, "remove-cell"]},
         "outputs": [],
-        "source": setup_source(url),
+        "source": setup_source(url, version),
     }
 
 
@@ -152,7 +167,7 @@ def _clean(cell: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- notebooks
-def normalize_solution(nb: dict, url: str) -> dict:
+def normalize_solution(nb: dict, url: str, version: str) -> dict:
     """The solution notebook as committed: setup cell first, outputs cleared, ids stable."""
     cells = [copy.deepcopy(c) for c in nb.get("cells", [])]
     if cells and (SETUP_TAG in _tags(cells[0]) or cells[0].get("id") == SETUP_CELL_ID):
@@ -169,13 +184,13 @@ def normalize_solution(nb: dict, url: str) -> dict:
     metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python",
                                        "name": "python3"})
     metadata.setdefault("language_info", {"name": "python"})
-    return {"cells": [setup_cell(url)] + [_clean(c) for c in cells], "metadata": metadata,
+    return {"cells": [setup_cell(url, version)] + [_clean(c) for c in cells], "metadata": metadata,
             "nbformat": NBFORMAT, "nbformat_minor": NBFORMAT_MINOR}
 
 
-def make_student(solution: dict, url: str) -> dict:
+def make_student(solution: dict, url: str, version: str) -> dict:
     """The student notebook generated from a (normalized or raw) solution notebook."""
-    solution = normalize_solution(solution, url)
+    solution = normalize_solution(solution, url, version)
     cells = []
     for index, cell in enumerate(solution["cells"]):
         if SOLUTION_ONLY_TAG in _tags(cell):
@@ -209,15 +224,15 @@ def chapter_paths(root: Path = ROOT) -> list[Path]:
 
 def generate(root: Path = ROOT) -> dict[Path, str]:
     """Every file this tool owns -> its expected content."""
-    url = repository_url(root)
+    url, version = repository_url(root), package_version(root)
     files: dict[Path, str] = {}
     for path in chapter_paths(root):
         chapter = json.loads(path.read_text(encoding="utf-8"))
-        files[path] = dumps(normalize_solution(chapter, url))
+        files[path] = dumps(normalize_solution(chapter, url, version))
     for path in solution_paths(root):
         solution = json.loads(path.read_text(encoding="utf-8"))
-        files[path] = dumps(normalize_solution(solution, url))
-        files[student_path(path, root)] = dumps(make_student(solution, url))
+        files[path] = dumps(normalize_solution(solution, url, version))
+        files[student_path(path, root)] = dumps(make_student(solution, url, version))
     return files
 
 
