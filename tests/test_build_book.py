@@ -204,3 +204,42 @@ def test_a_raising_cell_fails_the_build_naming_notebook_and_cell(tmp_path):
     cache = build_book.ExecutionCache(tmp_path)
     assert cache.seconds(tmp_path / "book" / "broken.ipynb") is None    # nothing stale to render
     assert not (tmp_path / "_build" / "html").exists()                   # rendering never started
+
+
+def test_longest_first_uses_the_last_run_then_the_committed_record(tmp_path):
+    _write_book(tmp_path, {"short": ["x = 1"], "long": ["x = 2"], "new": ["x = 3"],
+                           "recorded": ["x = 4"]})
+    paths = {name: tmp_path / "book" / f"{name}.ipynb" for name in
+             ("short", "long", "new", "recorded")}
+    cache = build_book.ExecutionCache(tmp_path)
+    cache.records = {"book/short.ipynb": {"seconds": 5.0}, "book/long.ipynb": {"seconds": 50.0}}
+    recorded = {"book/recorded.ipynb": 20.0, "book/long.ipynb": 1.0}   # the last run wins
+    order = build_book.longest_first(list(paths.values()), cache, recorded)
+    assert [path.stem for path in order] == ["new", "long", "recorded", "short"]
+
+
+def test_the_committed_record_is_read_by_notebook(tmp_path):
+    assert build_book.recorded_seconds(tmp_path) == {}
+    record = tmp_path / build_book.RECORDED_TIMES
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"notebooks": [{"notebook": "book/a.ipynb", "seconds": 7.5}]}))
+    assert build_book.recorded_seconds(tmp_path) == {"book/a.ipynb": 7.5}
+
+
+def test_strict_rendering_is_nitpicky(tmp_path, monkeypatch):
+    commands = []
+
+    class FinishedProcess:
+        def __init__(self, command, **kwargs):
+            commands.append(command)
+            self.stdout, self.returncode = iter(["build succeeded.\n"]), 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(build_book.subprocess, "Popen", FinishedProcess)
+    build_book.render(tmp_path, strict=True)
+    build_book.render(tmp_path, strict=False)
+    assert {"-W", "-n", "--keep-going"} <= set(commands[0])
+    assert not {"-W", "-n"} & set(commands[1])
+    assert "STRICT ?= 1" in (ROOT / "Makefile").read_text()      # strict unless asked not to

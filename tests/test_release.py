@@ -66,6 +66,12 @@ def test_the_licences_are_named_where_readers_look():
         assert "MIT" in text and "CC BY 4.0" in text, f"{where} does not name both licences"
 
 
+def test_readme_installs_this_release():
+    readme = (ROOT / "README.md").read_text()
+    pins = re.findall(r'pip install "git\+([^"]+)"', readme)
+    assert pins == [f"{URL}@v{VERSION}"], f"README installs {pins}"
+
+
 def test_readme_and_intro_cite_this_release():
     for page in ("README.md", "book/intro.md"):
         text = (ROOT / page).read_text()

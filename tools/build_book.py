@@ -51,6 +51,8 @@ CACHE_DIR = "_build/.jupyter_cache"
 """Jupyter Book 1's execution cache, under the book's root."""
 KEYS_FILE = "_build/.execution-keys.json"
 REPORT_FILE = "_build/execution-times.json"
+RECORDED_TIMES = "benchmarks/results/book_build-cpu.json"
+"""The committed record of a full build (tools/readme_figures.py): a first build's order."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -181,10 +183,7 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
             for path in notebooks if path not in stale]
     for row in rows:
         print(f"  cached    {row['notebook']:<36} ({row['seconds']} s when it last ran)", flush=True)
-    # Longest first keeps the workers busy: by the last recorded time, and a notebook
-    # never run counts as longest, the largest notebook file first.
-    stale.sort(key=lambda path: (cache.seconds(path) or float("inf"), len(path.read_bytes())),
-               reverse=True)
+    stale = longest_first(stale, cache, recorded_seconds(cache.root))
     for path in stale:
         cache.forget(path)
     if not stale:
@@ -216,11 +215,31 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
     return sorted(rows, key=lambda row: order[row["notebook"]]), failures
 
 
+def recorded_seconds(root: Path) -> dict[str, float]:
+    """Seconds per notebook in the committed record of a full build, if there is one."""
+    record = root / RECORDED_TIMES
+    if not record.exists():
+        return {}
+    return {row["notebook"]: row["seconds"] for row in json.loads(record.read_text())["notebooks"]}
+
+
+def longest_first(paths: list[Path], cache: ExecutionCache,
+                  recorded: dict[str, float]) -> list[Path]:
+    """Longest first keeps the workers busy (the last to start is short). A notebook's
+    time is its last run's here, else the committed record's; one never timed counts as
+    longest, the largest file first."""
+    def expected(path: Path) -> tuple[float, int]:
+        seconds = cache.seconds(path) or recorded.get(cache.name(path))
+        return (seconds or float("inf"), len(path.read_bytes()))
+
+    return sorted(paths, key=expected, reverse=True)
+
+
 def render(root: Path, strict: bool) -> None:
     """Run ``jupyter-book build``; every notebook's outputs are already in its cache."""
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(root)]
-    if strict:
-        command += ["-W", "--keep-going"]
+    if strict:  # a warning fails, and so does a reference to nothing (nitpicky)
+        command += ["-W", "-n", "--keep-going"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     executed_itself = []
     for line in process.stdout:
@@ -273,7 +292,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="notebooks executed at once, each single-threaded (default: one per core)")
     parser.add_argument("--force", action="store_true", help="re-execute every notebook")
-    parser.add_argument("--strict", action="store_true", help="turn Sphinx warnings into errors")
+    parser.add_argument("--strict", action="store_true", help="turn Sphinx warnings into errors, nitpicky: a broken reference fails")
     parser.add_argument("--no-render", action="store_true", help="execute only; do not run jupyter-book")
     parser.add_argument("--root", type=Path, default=ROOT, help="the book's root (default: this repository)")
     args = parser.parse_args()
