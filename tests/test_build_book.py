@@ -173,6 +173,9 @@ def test_parallel_build_caches_reuses_and_renders(tmp_path, capsys):
     written = json.loads((tmp_path / "_build" / "execution-times.json").read_text())
     assert written["workers"] == 2 and written["scale"] == "smoke" and written["machine"]["cpu_count"] >= 1
     assert all(row["seconds"] > 0 for row in written["notebooks"])
+    slowest = {row["notebook"]: row["slowest_cells"] for row in written["notebooks"]}
+    assert [cell["first_line"] for cell in slowest["book/second.ipynb"]] == ["print(6 * 7)"]
+    assert slowest["book/first.ipynb"][0]["seconds"] >= 0 and len(slowest["book/first.ipynb"]) == 2
 
     again = build_book.build(tmp_path, "smoke", workers=2)
     assert not any(row["executed"] for row in again["notebooks"])

@@ -97,9 +97,28 @@ def execute_notebook(path: str, timeout: int) -> dict:
     from jupyter_cache.executors.utils import single_nb_execution
 
     notebook = nbformat.read(path, as_version=4)
-    result = single_nb_execution(notebook, cwd=str(Path(path).parent), timeout=timeout, allow_errors=False)
+    result = single_nb_execution(notebook, cwd=str(Path(path).parent), timeout=timeout,
+                                 allow_errors=False, record_timing=True)
     failure = describe_failure(notebook, result.err) if result.err is not None else None
-    return {"path": path, "notebook": nbformat.writes(notebook), "seconds": result.time, "failure": failure}
+    slowest = slowest_cells(notebook)
+    for cell in notebook.cells:  # jupyter-cache matches on cell metadata: keep it unchanged
+        cell.get("metadata", {}).pop("execution", None)
+    return {"path": path, "notebook": nbformat.writes(notebook), "seconds": result.time,
+            "slowest_cells": slowest, "failure": failure}
+
+
+def slowest_cells(notebook: nbformat.NotebookNode, count: int = 3) -> list[dict]:
+    """The cells that took longest (nbclient's timestamps): where a slow chapter spends."""
+    timed = []
+    for index, cell in enumerate(notebook.cells):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.fromisoformat(stamps[key].replace("Z", "+00:00"))
+                          for key in ("iopub.execute_input", "shell.execute_reply"))
+            first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+            timed.append({"cell": index, "seconds": round((end - start).total_seconds(), 1),
+                          "first_line": first_line[:60]})
+    return sorted(timed, key=lambda row: row["seconds"], reverse=True)[:count]
 
 
 def describe_failure(notebook: nbformat.NotebookNode, error: BaseException) -> str:
@@ -208,7 +227,8 @@ def execute_changed(notebooks: list[Path], scale: str, workers: int, force: bool
                     continue
                 cache.store(path, result["notebook"], result["seconds"], keys[path])
                 os.utime(path)   # Sphinx re-reads a page only when its source looks newer
-                rows.append({"notebook": _name(path), "seconds": round(result["seconds"], 1), "executed": True})
+                rows.append({"notebook": _name(path), "seconds": round(result["seconds"], 1),
+                             "executed": True, "slowest_cells": result["slowest_cells"]})
                 print(f"  executed  {_name(path):<36} {result['seconds']:7.1f} s", flush=True)
             running = {future: path for future, path in running.items() if not future.cancelled()}
     order = {_name(path): index for index, path in enumerate(notebooks)}
