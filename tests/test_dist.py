@@ -34,6 +34,7 @@ def test_the_zip_holds_the_site_under_one_folder_without_the_downloads(site: Pat
                          ("_static/book.css", "book/intro.html", "index.html")]
         assert archive.read("ranking-ads-in-practice-1.2.3/book/intro.html") == b"<p>intro</p>"
     assert not list(target.parent.glob("*.part"))
+    assert target.stat().st_mode & 0o044 == 0o044              # readable by the web server
 
 
 def test_a_second_zip_does_not_contain_the_first(site: Path):

@@ -45,6 +45,7 @@ def write_zip(html: Path, version: str) -> Path:
         with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in site_files(html):
                 archive.write(path, f"{folder}/{path.relative_to(html).as_posix()}")
+        os.chmod(temporary, 0o644)       # mkstemp's 0600 would hide it from the web server
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
