@@ -119,7 +119,8 @@ def test_a_notebooks_own_code_and_tags_change_its_key_not_its_outputs(repo_copy)
     before = _keys(repo_copy)
     path = repo_copy / "book" / "04_multitask.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells[-1].source += "\n"                  # markdown: no re-execution
+    prose = next(cell for cell in reversed(notebook.cells) if cell.cell_type == "markdown")
+    prose.source += "\n"                               # markdown: no re-execution
     nbformat.write(notebook, path)
     assert _changed(before, _keys(repo_copy)) == set()
     code = next(cell for cell in notebook.cells if cell.cell_type == "code")
