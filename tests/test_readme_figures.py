@@ -52,3 +52,18 @@ def test_a_partial_build_is_not_a_full_build():
     partial = {**BOOK, "notebooks": [{**BOOK["notebooks"][0], "executed": False}]}
     with pytest.raises(readme_figures.RecordError, match="FORCE=1"):
         readme_figures.book_lines(partial)
+
+
+def test_recording_a_partial_build_keeps_the_full_build_record(tmp_path):
+    book = readme_figures.RECORDS[0]
+    (tmp_path / book.kept).parent.mkdir(parents=True)
+    (tmp_path / book.kept).write_text(json.dumps(BOOK))
+    (tmp_path / book.built).parent.mkdir(parents=True)
+    partial = {**BOOK, "notebooks": [{**BOOK["notebooks"][0], "executed": False}]}
+    (tmp_path / book.built).write_text(json.dumps(partial))
+    with pytest.raises(readme_figures.RecordError, match="FORCE=1"):
+        readme_figures.record(tmp_path)
+    assert json.loads((tmp_path / book.kept).read_text()) == BOOK
+    (tmp_path / book.built).write_text(json.dumps({**BOOK, "total_seconds": 60.0}))
+    readme_figures.record(tmp_path)                          # a full build is recorded
+    assert json.loads((tmp_path / book.kept).read_text())["total_seconds"] == 60.0

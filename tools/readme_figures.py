@@ -21,15 +21,13 @@ import argparse
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Callable, NamedTuple
+
+from build_book import RECORDED_TIMES, REPORT_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-BOOK_RECORD = RESULTS / "book_build-cpu.json"
-TEST_RECORD = RESULTS / "test_run-cpu.json"
-GPU_RECORD = RESULTS / "chapter_timing_gpu-gpu.json"
-BUILT = {BOOK_RECORD: ROOT / "_build" / "execution-times.json",
-         TEST_RECORD: ROOT / "_build" / "test-run.json"}
 BEGIN = "<!-- measured: begin (tools/readme_figures.py writes this block) -->"
 END = "<!-- measured: end -->"
 
@@ -82,9 +80,7 @@ def test_lines(record: dict) -> list[str]:
 def gpu_lines(record: dict) -> list[str]:
     """What is known of the gpu scale: how each chapter's timing ended."""
     runs = record["runs"]
-    outcomes: dict[str, int] = {}
-    for run in runs:
-        outcomes[run["outcome"]] = outcomes.get(run["outcome"], 0) + 1
+    outcomes = Counter(run["outcome"] for run in runs)
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
     return [f"`gpu` scale, {len(runs)} chapters timed on one {record['machine']['gpu']}, "
             f"{record['when'][:10]}, {record['parallel']} at a time with a "
@@ -94,32 +90,49 @@ def gpu_lines(record: dict) -> list[str]:
             "failures failed)."]
 
 
+class Record(NamedTuple):
+    """One record behind the README: where it is kept, where a local run writes it."""
+    kept: str                              # committed, relative to the repository root
+    built: str | None                      # written by `make book` or `.ci/run`, if local
+    lines: Callable[[dict], list[str]]     # its README lines; RecordError if unfit
+    missing: str                           # the README's line while there is none
+
+
+RECORDS = (
+    Record(RECORDED_TIMES, REPORT_FILE, book_lines,
+           "No full build recorded yet: run `make book FORCE=1`, then "
+           "`tools/readme_figures.py record`."),
+    Record("benchmarks/results/test_run-cpu.json", "_build/test-run.json", test_lines,
+           "No test run recorded yet: run `.ci/run`, then `tools/readme_figures.py record`."),
+    Record("benchmarks/results/chapter_timing_gpu-gpu.json", None, gpu_lines,
+           "The `gpu` scale has not been timed."),
+)
+
+
 def render(root: Path = ROOT) -> str:
     """The README with its measured block rendered from the committed records."""
     readme = (root / "README.md").read_text()
     if readme.count(BEGIN) != 1 or readme.count(END) != 1:
         raise RecordError(f"README.md needs one {BEGIN!r} and one {END!r} line")
     lines = [BEGIN]
-    for path, lines_of, missing in [
-            (BOOK_RECORD, book_lines, "No full build recorded yet: run `make book FORCE=1`, "
-                                      "then `tools/readme_figures.py record`."),
-            (TEST_RECORD, test_lines, "No test run recorded yet: run `.ci/run`, then "
-                                      "`tools/readme_figures.py record`."),
-            (GPU_RECORD, gpu_lines, "The `gpu` scale has not been timed.")]:
-        path = root / path.relative_to(ROOT)
-        lines += lines_of(json.loads(path.read_text())) if path.exists() else [missing]
+    for record in RECORDS:
+        path = root / record.kept
+        lines += record.lines(json.loads(path.read_text())) if path.exists() else [record.missing]
         lines.append("")
     lines[-1] = END
     head, rest = readme.split(BEGIN)
     return head + "\n".join(lines) + rest.split(END, 1)[1]
 
 
-def record() -> None:
-    """Copy the records of the last build and test run into benchmarks/results/."""
-    for kept, built in BUILT.items():
-        if built.exists():
-            shutil.copyfile(built, kept)
-            print(f"recorded {built.relative_to(ROOT)} -> {kept.relative_to(ROOT)}")
+def record(root: Path = ROOT) -> None:
+    """Copy the records of the last build and test run into benchmarks/results/; one
+    that cannot stand behind the README (a partial build) is refused, not copied."""
+    for kept in RECORDS:
+        built = root / kept.built if kept.built else None
+        if built and built.exists():
+            kept.lines(json.loads(built.read_text()))
+            shutil.copyfile(built, root / kept.kept)
+            print(f"recorded {kept.built} -> {kept.kept}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if README.md is out of date")
     args = parser.parse_args(argv)
-    if args.action == "record":
-        record()
     try:
+        if args.action == "record":
+            record()
         text = render()
     except RecordError as error:
         print(f"error: {error}", file=sys.stderr)
