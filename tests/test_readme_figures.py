@@ -61,9 +61,12 @@ def test_recording_a_partial_build_keeps_the_full_build_record(tmp_path):
     (tmp_path / book.built).parent.mkdir(parents=True)
     partial = {**BOOK, "notebooks": [{**BOOK["notebooks"][0], "executed": False}]}
     (tmp_path / book.built).write_text(json.dumps(partial))
+    tests = readme_figures.RECORDS[1]
+    (tmp_path / tests.built).write_text(json.dumps(TESTS))
     with pytest.raises(readme_figures.RecordError, match="FORCE=1"):
         readme_figures.record(tmp_path)
     assert json.loads((tmp_path / book.kept).read_text()) == BOOK
+    assert json.loads((tmp_path / tests.kept).read_text()) == TESTS   # still recorded
     (tmp_path / book.built).write_text(json.dumps({**BOOK, "total_seconds": 60.0}))
     readme_figures.record(tmp_path)                          # a full build is recorded
     assert json.loads((tmp_path / book.kept).read_text())["total_seconds"] == 60.0

@@ -126,13 +126,22 @@ def render(root: Path = ROOT) -> str:
 
 def record(root: Path = ROOT) -> None:
     """Copy the records of the last build and test run into benchmarks/results/; one
-    that cannot stand behind the README (a partial build) is refused, not copied."""
+    that cannot stand behind the README (a partial build) is refused, not copied, and
+    named in the RecordError raised after the others are copied."""
+    refused = []
     for kept in RECORDS:
         built = root / kept.built if kept.built else None
-        if built and built.exists():
+        if not (built and built.exists()):
+            continue
+        try:
             kept.lines(json.loads(built.read_text()))
-            shutil.copyfile(built, root / kept.kept)
-            print(f"recorded {kept.built} -> {kept.kept}")
+        except RecordError as error:
+            refused.append(f"{kept.built}: {error}")
+            continue
+        shutil.copyfile(built, root / kept.kept)
+        print(f"recorded {kept.built} -> {kept.kept}")
+    if refused:
+        raise RecordError("; ".join(refused))
 
 
 def main(argv: list[str] | None = None) -> int:
